@@ -1,0 +1,129 @@
+# strangler: one non-recursive Makefile.
+#   make                 build bin/strangler, bin/legacy-stub, bin/function-host
+#   make SANITIZE=address,undefined   the same tree with sanitizers, in build/san/
+#   make test            unit + integration tests, plain and sanitized
+#   make run             the demo: stand-in monolith, function host and proxy
+#   make bench           side-by-side benchmark against nginx and HAProxy
+#   make deps            install the Debian packages (skipped when already found)
+#
+# Libraries (Debian packages): libevent 2.1 (libevent-dev), OpenSSL 3 (libssl-dev),
+# libyaml (libyaml-dev), PCRE2 (libpcre2-dev), jansson (libjansson-dev, JSON for
+# the stand-in servers).
+
+CC      ?= cc
+PKGS    := libevent libevent_openssl openssl yaml-0.1 libpcre2-8 jansson
+WARN    := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wpointer-arith -Wcast-qual -Wwrite-strings -Wformat=2 -Wvla \
+           -Wimplicit-fallthrough -Werror
+OPT     ?= -O2 -g
+
+ifneq ($(SANITIZE),)
+B       := build/san
+BINDIR  := build/san/bin
+SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+OPT     := -O1 -g
+else
+B       := build/plain
+BINDIR  := bin
+SANFLAGS :=
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CPPFLAGS   += -D_GNU_SOURCE -Iproxy -Iroutes
+CFLAGS     += $(WARN) $(OPT) $(SANFLAGS) $(PKG_CFLAGS) -MMD -MP
+LDFLAGS    += $(SANFLAGS)
+LDLIBS     += $(PKG_LIBS) -lm
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+ROUTES_SRC := $(wildcard routes/*.c)
+PROXY_SRC  := $(filter-out proxy/main.c,$(wildcard proxy/*.c))
+STUB_SRC   := $(filter-out legacy-stub/main.c,$(wildcard legacy-stub/*.c))
+FUNC_SRC   := $(wildcard functions/*.c)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+
+obj = $(patsubst %.c,$(B)/%.o,$(1))
+
+ROUTES_LIB := $(B)/libsfroutes.a
+PROXY_LIB  := $(B)/libsfproxy.a
+STUB_LIB   := $(B)/libsfstub.a
+UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
+
+PROGS := $(BINDIR)/strangler $(BINDIR)/legacy-stub $(BINDIR)/function-host
+
+.PHONY: all deps test test-plain test-san unit run bench fmt fmt-check clean
+all: $(PROGS) $(UNIT_BINS)
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(ROUTES_LIB): $(call obj,$(ROUTES_SRC))
+	$(Q)rm -f $@ && ar rcs $@ $^
+$(PROXY_LIB): $(call obj,$(PROXY_SRC))
+	$(Q)rm -f $@ && ar rcs $@ $^
+$(STUB_LIB): $(call obj,$(STUB_SRC))
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BINDIR)/strangler: $(B)/proxy/main.o $(PROXY_LIB) $(ROUTES_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BINDIR)/legacy-stub: $(B)/legacy-stub/main.o $(STUB_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BINDIR)/function-host: $(call obj,$(FUNC_SRC)) $(STUB_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CPPFLAGS) -Ilegacy-stub $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/functions/%.o: CPPFLAGS += -Ilegacy-stub
+
+$(B)/tests/%: $(B)/tests/unit/%.o $(PROXY_LIB) $(ROUTES_LIB)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/tests/unit/%.o: CPPFLAGS += -Itests/unit
+
+# deps: install what is missing, and only that (a no-op once everything is found).
+deps:
+	@sh tests/deps.sh
+
+# The suite runs twice: on the plain build, then on the sanitized one.
+test: deps
+	$(MAKE) --no-print-directory test-plain
+	$(MAKE) --no-print-directory test-san
+
+test-plain: all
+	SF_BIN=$(CURDIR)/bin prove -j2 --timer $(UNIT_BINS) tests/integration/*.t
+
+test-san:
+	$(MAKE) --no-print-directory SANITIZE=address,undefined all
+	SF_BIN=$(CURDIR)/build/san/bin SF_SANITIZED=1 \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=86 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	prove -j2 --timer $(patsubst build/plain/%,build/san/%,$(UNIT_BINS)) tests/integration/*.t
+
+unit: all
+	prove $(UNIT_BINS)
+
+run: deps all
+	@sh conf/run-demo.sh
+
+bench: deps all
+	@bash bench/run.sh
+
+fmt:
+	clang-format -i $(wildcard proxy/*.[ch] routes/*.[ch] legacy-stub/*.[ch] functions/*.[ch] tests/unit/*.[ch])
+fmt-check:
+	clang-format --dry-run -Werror $(wildcard proxy/*.[ch] routes/*.[ch] legacy-stub/*.[ch] functions/*.[ch] tests/unit/*.[ch])
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,135 @@
+/* Socket helpers shared by listeners, client connections and upstream pools. */
+#include "netio.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int sf_addr_resolve(const char *host, unsigned port, struct sockaddr_storage *addr,
+                    socklen_t *len, char *err, size_t errlen)
+{
+    struct addrinfo hints, *res = NULL;
+    char portstr[8];
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(portstr, sizeof(portstr), "%u", port);
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0 || res == NULL) {
+        snprintf(err, errlen, "cannot resolve '%s': %s", host, gai_strerror(rc));
+        return -1;
+    }
+    memcpy(addr, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+int sf_addr_parse(const char *hostport, struct sockaddr_storage *addr, socklen_t *len,
+                  char *err, size_t errlen)
+{
+    char host[256];
+    const char *colon = strrchr(hostport, ':');
+    if (colon == NULL || (size_t)(colon - hostport) >= sizeof(host)) {
+        snprintf(err, errlen, "'%s' is not host:port", hostport);
+        return -1;
+    }
+    const char *hs = hostport, *he = colon;
+    if (*hs == '[' && he > hs && he[-1] == ']') {
+        hs++;
+        he--;
+    }
+    memcpy(host, hs, (size_t)(he - hs));
+    host[he - hs] = '\0';
+    return sf_addr_resolve(host, (unsigned)atoi(colon + 1), addr, len, err, errlen);
+}
+
+void sf_socket_tune(int fd)
+{
+    int one = 1;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0 && !(fl & O_NONBLOCK))
+        fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+int sf_listen_socket(const struct sockaddr_storage *addr, socklen_t len, int backlog)
+{
+    int one = 1;
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (const struct sockaddr *)addr, len) < 0 || listen(fd, backlog) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+int sf_connect_socket(const struct sockaddr_storage *addr, socklen_t len, int *in_progress)
+{
+    int one = 1;
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    *in_progress = 0;
+    if (connect(fd, (const struct sockaddr *)addr, len) < 0) {
+        if (errno != EINPROGRESS) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            return -1;
+        }
+        *in_progress = 1;
+    }
+    return fd;
+}
+
+ssize_t sf_read_into(struct evbuffer *buf, int fd)
+{
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(buf, SF_READ_CHUNK, &v, 1) < 1) {
+        errno = ENOMEM;
+        return -1;
+    }
+    ssize_t n = read(fd, v.iov_base, v.iov_len);
+    if (n > 0) {
+        v.iov_len = (size_t)n;
+        evbuffer_commit_space(buf, &v, 1);
+    }
+    return n;
+}
+
+ssize_t sf_write_from(struct evbuffer *buf, int fd)
+{
+    return evbuffer_write(buf, fd);
+}
+
+void sf_addr_ip(const struct sockaddr_storage *addr, char *out, size_t len)
+{
+    if (addr->ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)addr)->sin_addr, out, (socklen_t)len);
+    else if (addr->ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)addr)->sin6_addr, out,
+                  (socklen_t)len);
+    else
+        snprintf(out, len, "unknown");
+}
+
+void sf_close_abort(int fd)
+{
+    struct linger lg = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(fd);
+}

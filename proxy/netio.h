@@ -1,0 +1,46 @@
+/* Socket helpers: address parsing, listening and connecting sockets, and reads straight into
+ * an evbuffer in large chunks (libevent 2.1's evbuffer_read caps reads at 4 KiB). */
+#ifndef SF_NETIO_H
+#define SF_NETIO_H
+
+#include <event2/buffer.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+/* Bytes asked for per read: just under 64 KiB so an evbuffer chain (payload + header)
+ * allocates exactly 64 KiB. */
+#define SF_READ_CHUNK (65536 - 256)
+
+/* Resolves "host:port" or "[v6]:port" (numeric or a name) into addr. Returns 0, or -1 with a
+ * reason in err. */
+int sf_addr_parse(const char *hostport, struct sockaddr_storage *addr, socklen_t *len,
+                  char *err, size_t errlen);
+/* Resolves host and port into addr (first result). */
+int sf_addr_resolve(const char *host, unsigned port, struct sockaddr_storage *addr,
+                    socklen_t *len, char *err, size_t errlen);
+
+/* A non-blocking listening socket with SO_REUSEADDR. Returns the fd or -1 (errno set). */
+int sf_listen_socket(const struct sockaddr_storage *addr, socklen_t len, int backlog);
+
+/* Starts a non-blocking connect with TCP_NODELAY. Returns the fd (connect may be in
+ * progress: *in_progress set) or -1 (errno set). */
+int sf_connect_socket(const struct sockaddr_storage *addr, socklen_t len, int *in_progress);
+
+/* Makes fd non-blocking with TCP_NODELAY. */
+void sf_socket_tune(int fd);
+
+/* Reads once from fd into buf, up to SF_READ_CHUNK bytes. Returns bytes read, 0 on EOF, or -1
+ * (errno set; EAGAIN means nothing to read now). */
+ssize_t sf_read_into(struct evbuffer *buf, int fd);
+
+/* Writes as much of buf as the socket takes in one call. Returns bytes written or -1. */
+ssize_t sf_write_from(struct evbuffer *buf, int fd);
+
+/* "ip" of a peer address into out. */
+void sf_addr_ip(const struct sockaddr_storage *addr, char *out, size_t len);
+
+/* Closes with an RST instead of a FIN (SO_LINGER 0): used to abort a stream so the peer can
+ * never mistake a cut-off body for a complete one. */
+void sf_close_abort(int fd);
+
+#endif

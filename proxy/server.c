@@ -1,0 +1,314 @@
+/* The server: one event loop, its listeners (proxy and admin), the upstream pool, signals,
+ * and the drain on SIGTERM/SIGINT. */
+#include "server.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "netio.h"
+
+#define LISTEN_BACKLOG 4096
+#define ACCEPTS_PER_WAKEUP 64
+/* Idle pooled connections are closed before a typical backend's own keep-alive timeout
+ * (nginx 75 s, Node 5 s is the odd one out: replays cover that race). */
+#define POOL_IDLE_MS 30000
+#define POOL_MAX_IDLE 1024
+#define LINGER_MS 2000
+
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+uint64_t sf_server_random(sf_server *s)
+{
+    uint64_t *st = s->rng;
+    uint64_t result = rotl(st[1] * 5, 7) * 9;
+    uint64_t t = st[1] << 17;
+    st[2] ^= st[0];
+    st[3] ^= st[1];
+    st[1] ^= st[2];
+    st[0] ^= st[3];
+    st[2] ^= t;
+    st[3] = rotl(st[3], 45);
+    return result;
+}
+
+static void seed_rng(sf_server *s)
+{
+    if (getrandom(s->rng, sizeof(s->rng), 0) != (ssize_t)sizeof(s->rng)) {
+        /* no entropy source: time and pid still make ids distinct between processes */
+        s->rng[0] = (uint64_t)time(NULL) ^ 0x9e3779b97f4a7c15ULL;
+        s->rng[1] = (uint64_t)getpid() * 0xbf58476d1ce4e5b9ULL;
+        s->rng[2] = (uint64_t)clock();
+        s->rng[3] = 0x94d049bb133111ebULL;
+    }
+    if ((s->rng[0] | s->rng[1] | s->rng[2] | s->rng[3]) == 0)
+        s->rng[0] = 1;
+}
+
+static const struct timeval *common_tv(struct event_base *base, uint64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    return event_base_init_common_timeout(base, &tv);
+}
+
+static void pause_listeners(sf_server *s, int pause)
+{
+    if (s->listeners_paused == pause)
+        return;
+    s->listeners_paused = pause;
+    for (size_t i = 0; i < s->nlisteners; i++) {
+        sf_listener *l = &s->listeners[i];
+        if (l->admin || l->fd < 0)
+            continue;
+        if (pause)
+            event_del(&l->ev);
+        else
+            event_add(&l->ev, NULL);
+    }
+}
+
+static void on_accept(evutil_socket_t fd, short what, void *arg)
+{
+    sf_listener *l = arg;
+    sf_server *s = l->srv;
+    (void)what;
+    for (int i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
+        if (!l->admin && s->nclients >= s->cfg->max_connections) {
+            /* new connections wait in the backlog until we are below the limit */
+            pause_listeners(s, 1);
+            return;
+        }
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof(peer);
+        int cfd = accept4(fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) {
+            if (errno == EMFILE || errno == ENFILE) {
+                sf_warn("accept on %s: %s; pausing until a connection closes", l->name,
+                        strerror(errno));
+                if (s->nclients > 0)
+                    pause_listeners(s, 1);
+            }
+            return;
+        }
+        sf_session_accept(s, cfd, &peer, l->admin);
+    }
+}
+
+void sf_server_client_gone(sf_server *s)
+{
+    s->nclients--;
+    if (s->listeners_paused && !s->draining && s->nclients < s->cfg->max_connections)
+        pause_listeners(s, 0);
+    if (s->draining && s->nclients == 0)
+        event_base_loopexit(s->base, NULL);
+}
+
+static void close_listeners(sf_server *s, int admin_too)
+{
+    for (size_t i = 0; i < s->nlisteners; i++) {
+        sf_listener *l = &s->listeners[i];
+        if (l->fd < 0 || (l->admin && !admin_too))
+            continue;
+        event_del(&l->ev);
+        close(l->fd);
+        l->fd = -1;
+    }
+}
+
+static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    sf_server *s = arg;
+    (void)fd;
+    (void)what;
+    sf_warn("drain: %zu connection(s) still open after timeouts.drain; closing them",
+            s->nclients);
+    sf_session_close_all(s);
+    event_base_loopexit(s->base, NULL);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    sf_server *s = arg;
+    (void)what;
+    if (sig == SIGHUP) {
+        sf_warn("SIGHUP: live reload of routes is not part of this build yet; "
+                "restart strangler to apply changes to %s",
+                s->cfg->routes_file);
+        return;
+    }
+    if (sig == SIGUSR1) {
+        if (sf_accesslog_reopen(s->alog) < 0)
+            sf_error("SIGUSR1: cannot reopen the access log: %s", strerror(errno));
+        else
+            sf_info("SIGUSR1: access log reopened");
+        return;
+    }
+    if (s->draining) {
+        sf_warn("%s again: closing %zu connection(s) now", strsignal((int)sig), s->nclients);
+        sf_session_close_all(s);
+        event_base_loopexit(s->base, NULL);
+        return;
+    }
+    s->draining = 1;
+    sf_info("%s: draining %zu connection(s), up to %llums", strsignal((int)sig), s->nclients,
+            (unsigned long long)s->cfg->drain_ms);
+    close_listeners(s, 0); /* admin stays up so /readyz can say 503 */
+    sf_session_drain(s);
+    if (s->nclients == 0) {
+        event_base_loopexit(s->base, NULL);
+        return;
+    }
+    struct timeval tv = {(time_t)(s->cfg->drain_ms / 1000),
+                         (suseconds_t)((s->cfg->drain_ms % 1000) * 1000)};
+    evtimer_assign(&s->drain_ev, s->base, on_drain_timeout, s);
+    event_add(&s->drain_ev, &tv);
+}
+
+static int open_listener(sf_server *s, sf_listener *l, const char *address, int admin,
+                         char *err, size_t errlen)
+{
+    struct sockaddr_storage addr;
+    socklen_t alen;
+    l->srv = s;
+    l->fd = -1;
+    l->admin = admin;
+    snprintf(l->name, sizeof(l->name), "%s%s", address, admin ? " (admin)" : "");
+    if (sf_addr_parse(address, &addr, &alen, err, errlen) < 0)
+        return -1;
+    l->fd = sf_listen_socket(&addr, alen, LISTEN_BACKLOG);
+    if (l->fd < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", l->name, strerror(errno));
+        return -1;
+    }
+    event_assign(&l->ev, s->base, l->fd, EV_READ | EV_PERSIST, on_accept, l);
+    return 0;
+}
+
+sf_server *sf_server_create(sf_settings *cfg, sf_route_table *table, char *err, size_t errlen)
+{
+    sf_server *s = calloc(1, sizeof(*s));
+    struct event_config *ec = NULL;
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        sf_table_unref(table);
+        return NULL;
+    }
+    s->cfg = cfg;
+    s->table = table;
+    TAILQ_INIT(&s->clients);
+    seed_rng(s);
+
+    ec = event_config_new();
+    if (ec == NULL)
+        goto oom;
+    event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    s->base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    if (s->base == NULL)
+        goto oom;
+
+    s->limits.max_head_bytes = cfg->max_header_bytes;
+    s->limits.max_headers = cfg->max_headers;
+    s->hdrs_cap = cfg->max_headers;
+    s->hdrs = calloc(s->hdrs_cap, sizeof(*s->hdrs));
+    if (s->hdrs == NULL)
+        goto oom;
+    s->tv_client_header = common_tv(s->base, cfg->client_header_ms);
+    s->tv_client_body = common_tv(s->base, cfg->client_body_ms);
+    s->tv_keepalive = common_tv(s->base, cfg->keepalive_ms);
+    s->tv_up_connect = common_tv(s->base, cfg->upstream_connect_ms);
+    s->tv_up_response = common_tv(s->base, cfg->upstream_response_ms);
+    s->tv_linger = common_tv(s->base, LINGER_MS);
+
+    const sf_upstream_url *legacy = sf_table_legacy(table);
+    struct sockaddr_storage addr;
+    socklen_t alen;
+    if (sf_addr_resolve(legacy->host, legacy->port, &addr, &alen, err, errlen) < 0)
+        goto fail;
+    char name[160];
+    snprintf(name, sizeof(name), "legacy %s", legacy->authority);
+    s->legacy_pool = sf_pool_create(s->base, &addr, alen, name, POOL_MAX_IDLE, POOL_IDLE_MS);
+    if (s->legacy_pool == NULL)
+        goto oom;
+
+    if (cfg->access_log != NULL) {
+        s->alog = sf_accesslog_open(s->base, cfg->access_log, err, errlen);
+        if (s->alog == NULL)
+            goto fail;
+    }
+
+    /* the proxy listeners, then the admin one */
+    size_t n = cfg->nlisten + 1;
+    s->listeners = calloc(n, sizeof(*s->listeners));
+    if (s->listeners == NULL)
+        goto oom;
+    for (size_t i = 0; i < n; i++) {
+        const char *address = i < cfg->nlisten ? cfg->listen[i].address : cfg->admin_address;
+        int rc = open_listener(s, &s->listeners[i], address, i == cfg->nlisten, err, errlen);
+        s->nlisteners = i + 1;
+        if (rc < 0)
+            goto fail;
+    }
+    for (size_t i = 0; i < n; i++)
+        event_add(&s->listeners[i].ev, NULL);
+
+    int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
+    for (size_t i = 0; i < 4; i++) {
+        s->sig_ev[i] = evsignal_new(s->base, sigs[i], on_signal, s);
+        if (s->sig_ev[i] == NULL || event_add(s->sig_ev[i], NULL) < 0)
+            goto oom;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    return s;
+oom:
+    snprintf(err, errlen, "out of memory");
+fail:
+    sf_server_destroy(s);
+    return NULL;
+}
+
+int sf_server_run(sf_server *s)
+{
+    const sf_upstream_url *legacy = sf_table_legacy(s->table);
+    for (size_t i = 0; i < s->nlisteners; i++)
+        sf_info("listening on %s", s->listeners[i].name);
+    sf_info("legacy backend %s; routes %s (version %s)", legacy->url, s->cfg->routes_file,
+            sf_table_version(s->table));
+    if (event_base_dispatch(s->base) < 0) {
+        sf_error("event loop failed");
+        return 1;
+    }
+    sf_info("stopped");
+    return 0;
+}
+
+void sf_server_destroy(sf_server *s)
+{
+    if (s == NULL)
+        return;
+    close_listeners(s, 1);
+    free(s->listeners);
+    sf_session_close_all(s);
+    if (s->drain_ev.ev_base != NULL)
+        event_del(&s->drain_ev);
+    for (size_t i = 0; i < 4; i++)
+        if (s->sig_ev[i] != NULL)
+            event_free(s->sig_ev[i]);
+    sf_pool_destroy(s->legacy_pool);
+    sf_accesslog_close(s->alog);
+    free(s->hdrs);
+    sf_table_unref(s->table);
+    if (s->base != NULL)
+        event_base_free(s->base);
+    free(s);
+}

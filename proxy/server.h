@@ -1,0 +1,73 @@
+/* The running proxy: event loop, listeners, upstream pools, signals and drain. */
+#ifndef SF_SERVER_H
+#define SF_SERVER_H
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "accesslog.h"
+#include "http_parse.h"
+#include "settings.h"
+#include "table.h"
+#include "upstream.h"
+
+typedef struct sf_client sf_client;
+
+typedef struct {
+    int fd;
+    int admin; /* the admin API listener */
+    struct event ev;
+    struct sf_server *srv;
+    char name[80];
+} sf_listener;
+
+typedef struct sf_server {
+    struct event_base *base;
+    sf_settings *cfg;       /* borrowed */
+    sf_route_table *table;  /* one reference */
+    sf_pool *legacy_pool;
+    sf_accesslog *alog;     /* NULL when off */
+    sf_http_limits limits;
+    sf_http_header *hdrs;   /* scratch header array for the parser (single thread) */
+    size_t hdrs_cap;
+    /* libevent common timeouts: O(1) add and remove for these durations */
+    const struct timeval *tv_client_header, *tv_client_body, *tv_keepalive, *tv_up_connect,
+        *tv_up_response, *tv_linger;
+    sf_listener *listeners;
+    size_t nlisteners;
+    size_t nclients;
+    int draining;
+    int listeners_paused; /* at max_connections */
+    struct event drain_ev;
+    struct event *sig_ev[4];
+    TAILQ_HEAD(, sf_client) clients;
+    uint64_t rng[4]; /* xoshiro256** state: request ids */
+} sf_server;
+
+/* Builds the server from loaded settings and table (takes the table's reference), binds every
+ * listener. Returns NULL with a reason in err; nothing is left bound then. */
+sf_server *sf_server_create(sf_settings *cfg, sf_route_table *table, char *err, size_t errlen);
+
+/* Runs until drained after SIGTERM/SIGINT. Returns the process exit code. */
+int sf_server_run(sf_server *s);
+
+void sf_server_destroy(sf_server *s);
+
+/* Called by sessions: a client connection went away (resumes accepting if paused, ends the
+ * loop once drained). */
+void sf_server_client_gone(sf_server *s);
+
+/* 64 random bits (fast PRNG seeded from the kernel). */
+uint64_t sf_server_random(sf_server *s);
+
+/* Session entry points (session.c). */
+void sf_session_accept(sf_server *s, int fd, const struct sockaddr_storage *peer, int admin);
+/* Starts draining: closes idle client connections, marks busy ones to close after their
+ * response. */
+void sf_session_drain(sf_server *s);
+/* Closes every client connection at once (end of drain time). */
+void sf_session_close_all(sf_server *s);
+
+#endif

@@ -1,0 +1,1295 @@
+/* Client connections and the request/response exchange with an upstream: strict parsing,
+ * header rewriting, bodies streamed both ways with watermark backpressure, timeouts, and one
+ * finalize() that turns every failure into a status or an aborted connection. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "netio.h"
+#include "server.h"
+
+/* Output above HIGH stops the producing side; it resumes below LOW. */
+#define OUT_HIGH (512 * 1024)
+#define OUT_LOW (128 * 1024)
+/* Upstream response heads may be larger than client request heads (cookies). */
+#define RESP_HEAD_MAX 65536
+#define PATH_LOG_MAX 512
+#define REQID_MAX 64
+
+enum { CS_HEAD, CS_BODY, CS_WAIT, CS_CLOSING, CS_LINGER };
+enum { RM_NONE, RM_LENGTH, RM_CHUNKED, RM_CLOSE };
+
+typedef struct {
+    sf_upconn *up;
+    sf_pool *pool;
+    struct timespec t_start, t_up; /* monotonic */
+    int64_t req_left;      /* Content-Length bytes still to forward */
+    uint64_t req_body;     /* body bytes forwarded so far */
+    sf_chunked req_ch;
+    int64_t resp_left;
+    sf_chunked resp_ch;
+    uint64_t bytes_in, bytes_out;
+    int status;
+    uint8_t resp_mode;
+    unsigned req_chunked : 1, req_done : 1, resp_head : 1, resp_done : 1, up_reusable : 1,
+        keepalive : 1, is_head : 1, http10 : 1, client_chunked : 1, up_paused : 1,
+        retried : 1, active : 1;
+    char *retry_head; /* the upstream head, kept while a replay on a fresh connection is safe */
+    size_t retry_len;
+    const char *error;
+    char method[24];
+    char path[PATH_LOG_MAX];
+    char reqid[REQID_MAX + 1];
+} exchange;
+
+struct sf_client {
+    int fd;
+    struct event rev, wev, tev;
+    struct evbuffer *in, *out;
+    sf_server *srv;
+    TAILQ_ENTRY(sf_client) link;
+    char ip[48];
+    uint8_t state;
+    unsigned admin : 1, wev_on : 1, rev_paused : 1, head_started : 1, timer_send : 1,
+        in_advance : 1;
+    exchange x;
+};
+
+static void on_client_read(evutil_socket_t fd, short what, void *arg);
+static void on_client_write(evutil_socket_t fd, short what, void *arg);
+static void on_client_timer(evutil_socket_t fd, short what, void *arg);
+static int client_advance(sf_client *c);
+static int client_flush(sf_client *c);
+static int finalize(sf_client *c, int status, const char *error);
+
+static void up_on_read(void *owner, sf_upconn *up, ssize_t n, int err);
+static void up_on_connect(void *owner, sf_upconn *up, int err);
+static void up_on_drained(void *owner, sf_upconn *up);
+static void up_on_write_error(void *owner, sf_upconn *up, int err);
+static void up_on_timeout(void *owner, sf_upconn *up);
+
+static const sf_upconn_ops up_ops = {up_on_read, up_on_connect, up_on_drained,
+                                     up_on_write_error, up_on_timeout};
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 499:
+        return "Client Closed Request";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Error";
+    }
+}
+
+static void now_mono(struct timespec *ts)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+}
+
+static double ms_since(const struct timespec *from, const struct timespec *now)
+{
+    return (double)(now->tv_sec - from->tv_sec) * 1e3 +
+           (double)(now->tv_nsec - from->tv_nsec) / 1e6;
+}
+
+static void client_timer(sf_client *c, const struct timeval *tv)
+{
+    if (tv != NULL)
+        event_add(&c->tev, tv);
+    else
+        event_del(&c->tev);
+}
+
+static void client_pause_read(sf_client *c)
+{
+    if (!c->rev_paused) {
+        c->rev_paused = 1;
+        event_del(&c->rev);
+    }
+}
+
+static void client_resume_read(sf_client *c)
+{
+    if (c->rev_paused) {
+        c->rev_paused = 0;
+        event_add(&c->rev, NULL);
+    }
+}
+
+static void exchange_reset(exchange *x)
+{
+    free(x->retry_head);
+    memset(x, 0, sizeof(*x));
+}
+
+static void client_free(sf_client *c, int abort)
+{
+    sf_server *s = c->srv;
+    if (c->x.up != NULL)
+        sf_upconn_close(c->x.up, 1);
+    exchange_reset(&c->x);
+    event_del(&c->rev);
+    event_del(&c->wev);
+    event_del(&c->tev);
+    if (abort)
+        sf_close_abort(c->fd);
+    else
+        close(c->fd);
+    evbuffer_free(c->in);
+    evbuffer_free(c->out);
+    TAILQ_REMOVE(&s->clients, c, link);
+    free(c);
+    sf_server_client_gone(s);
+}
+
+void sf_session_accept(sf_server *s, int fd, const struct sockaddr_storage *peer, int admin)
+{
+    sf_client *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        close(fd);
+        return;
+    }
+    c->fd = fd;
+    c->srv = s;
+    c->admin = admin ? 1 : 0;
+    c->in = evbuffer_new();
+    c->out = evbuffer_new();
+    if (c->in == NULL || c->out == NULL) {
+        if (c->in)
+            evbuffer_free(c->in);
+        if (c->out)
+            evbuffer_free(c->out);
+        free(c);
+        close(fd);
+        return;
+    }
+    sf_socket_tune(fd);
+    sf_addr_ip(peer, c->ip, sizeof(c->ip));
+    event_assign(&c->rev, s->base, fd, EV_READ | EV_PERSIST, on_client_read, c);
+    event_assign(&c->wev, s->base, fd, EV_WRITE | EV_PERSIST, on_client_write, c);
+    evtimer_assign(&c->tev, s->base, on_client_timer, c);
+    TAILQ_INSERT_TAIL(&s->clients, c, link);
+    s->nclients++;
+    c->state = CS_HEAD;
+    event_add(&c->rev, NULL);
+    /* The first request's head is due within client_header from the accept. */
+    c->head_started = 1;
+    client_timer(c, s->tv_client_header);
+}
+
+/* Graceful close: the response is flushed, then the write side is shut and what the client
+ * still sends is read and dropped for a moment, so that our final response is not destroyed
+ * by an RST the kernel would send for unread bytes (nginx's lingering close). */
+static void start_linger(sf_client *c)
+{
+    c->state = CS_LINGER;
+    shutdown(c->fd, SHUT_WR);
+    evbuffer_drain(c->in, evbuffer_get_length(c->in));
+    client_resume_read(c);
+    client_timer(c, c->srv->tv_linger);
+}
+
+static void access_log(sf_client *c, const char *backend)
+{
+    sf_server *s = c->srv;
+    exchange *x = &c->x;
+    if (s->alog == NULL || c->admin)
+        return;
+    struct timespec now;
+    now_mono(&now);
+    sf_access_entry e = {
+        .request_id = x->reqid,
+        .client = c->ip,
+        .method = x->method,
+        .path = x->path,
+        .route = "_default",
+        .backend = backend,
+        .status = x->status,
+        .duration_ms = ms_since(&x->t_start, &now),
+        .upstream_ms = x->t_up.tv_sec ? ms_since(&x->t_up, &now) : -1.0,
+        .bytes_in = x->bytes_in,
+        .bytes_out = x->bytes_out,
+        .shadow = NULL,
+        .error = x->error,
+    };
+    sf_accesslog_write(s->alog, &e);
+}
+
+/* A complete local response (errors, admin API). */
+static void respond_local(sf_client *c, int status, const char *ctype, const char *body,
+                          size_t body_len, int close_conn)
+{
+    exchange *x = &c->x;
+    char head[512];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Cache-Control: no-store\r\n%s\r\n",
+                     status, reason_phrase(status), ctype, x->is_head ? 0 : body_len,
+                     close_conn ? "Connection: close\r\n" : "");
+    evbuffer_add(c->out, head, (size_t)n);
+    if (!x->is_head)
+        evbuffer_add(c->out, body, body_len);
+    x->bytes_out += (size_t)n + (x->is_head ? 0 : body_len);
+    x->status = status;
+    x->resp_head = 1;
+}
+
+static void respond_error(sf_client *c, int status, int close_conn)
+{
+    char body[128];
+    int n = snprintf(body, sizeof(body), "%d %s\n", status, reason_phrase(status));
+    respond_local(c, status, "text/plain; charset=utf-8", body, (size_t)n, close_conn);
+}
+
+/* The single end of every exchange. status 0: the response was relayed in full; otherwise
+ * the failure's status, answered to the client if no response byte went out yet, else the
+ * client connection is aborted (no false end of a body). Returns -1 when c was freed. */
+static int finalize(sf_client *c, int status, const char *error)
+{
+    sf_server *s = c->srv;
+    exchange *x = &c->x;
+    const char *backend = x->pool ? "legacy" : "proxy";
+    int abort_client = 0;
+
+    if (error != NULL)
+        x->error = error;
+    if (status != 0) {
+        if (x->resp_head) {
+            abort_client = 1;
+        } else {
+            int must_close = !x->req_done || !x->keepalive || status == 400 || status == 408 ||
+                             status == 413 || status == 414 || status == 431 || status == 405;
+            respond_error(c, status, must_close);
+            if (must_close)
+                x->keepalive = 0;
+        }
+        if (x->up != NULL) {
+            sf_upconn_close(x->up, 1);
+            x->up = NULL;
+        }
+    } else if (x->up != NULL) {
+        int reusable = x->up_reusable && x->req_done && !x->up->connecting;
+        sf_pool_release(x->up, reusable);
+        x->up = NULL;
+    }
+    if (x->status == 0)
+        x->status = status;
+    access_log(c, backend);
+    if (abort_client) {
+        client_free(c, 1);
+        return -1;
+    }
+    int keep = x->keepalive && x->req_done && !s->draining;
+    exchange_reset(x);
+    if (!keep) {
+        c->state = CS_CLOSING;
+        client_pause_read(c);
+        return client_flush(c);
+    }
+    c->state = CS_HEAD;
+    c->head_started = 0;
+    if (client_flush(c) < 0)
+        return -1;
+    client_resume_read(c);
+    /* A pipelined request may be waiting; client_advance's own loop handles it when we are
+     * called from inside it. */
+    if (evbuffer_get_length(c->in) > 0 && !c->in_advance)
+        return client_advance(c);
+    return 0;
+}
+
+/* Rejects a request before anything was forwarded: status, Connection: close, linger. */
+static int reject(sf_client *c, ssize_t err)
+{
+    int status = sf_http_error_status(err);
+    sf_info("rejected request from %s: %s (%d)", c->ip, sf_http_error_str(err), status);
+    if (c->x.method[0] == '\0')
+        snprintf(c->x.method, sizeof(c->x.method), "-");
+    if (c->x.reqid[0] == '\0')
+        snprintf(c->x.reqid, sizeof(c->x.reqid), "-");
+    c->x.keepalive = 0;
+    return finalize(c, status, sf_http_error_str(err));
+}
+
+/* X-Request-Id kept when it is 1..64 bytes of [A-Za-z0-9._:+/=@-]; generated otherwise. */
+static int valid_request_id(sf_slice v)
+{
+    if (v.len == 0 || v.len > REQID_MAX)
+        return 0;
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned char ch = (unsigned char)v.p[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              strchr("._:+/=@-", ch) != NULL))
+            return 0;
+    }
+    return 1;
+}
+
+static void make_request_id(sf_server *s, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint64_t a = sf_server_random(s), b = sf_server_random(s);
+    for (int i = 0; i < 16; i++) {
+        out[i] = hex[(a >> (i * 4)) & 15];
+        out[16 + i] = hex[(b >> (i * 4)) & 15];
+    }
+    out[32] = '\0';
+}
+
+/* Hop-by-hop headers (RFC 9110 §7.6.1) and those we regenerate. */
+enum { H_KEEP, H_DROP, H_XFF };
+
+static int request_header_class(sf_slice n)
+{
+    switch (n.len) {
+    case 2:
+        return SF_HTTP_NAME_IS(n, "te") ? H_DROP : H_KEEP;
+    case 6:
+        return SF_HTTP_NAME_IS(n, "expect") ? H_DROP : H_KEEP;
+    case 7:
+        return SF_HTTP_NAME_IS(n, "trailer") || SF_HTTP_NAME_IS(n, "upgrade") ? H_DROP : H_KEEP;
+    case 10:
+        return SF_HTTP_NAME_IS(n, "connection") || SF_HTTP_NAME_IS(n, "keep-alive") ? H_DROP
+                                                                                    : H_KEEP;
+    case 12:
+        return SF_HTTP_NAME_IS(n, "x-request-id") ? H_DROP : H_KEEP;
+    case 14:
+        return SF_HTTP_NAME_IS(n, "content-length") ? H_DROP : H_KEEP;
+    case 15:
+        if (SF_HTTP_NAME_IS(n, "x-forwarded-for"))
+            return H_XFF;
+        return H_KEEP;
+    case 16:
+        return SF_HTTP_NAME_IS(n, "proxy-connection") || SF_HTTP_NAME_IS(n, "x-forwarded-host")
+                   ? H_DROP
+                   : H_KEEP;
+    case 17:
+        return SF_HTTP_NAME_IS(n, "transfer-encoding") || SF_HTTP_NAME_IS(n, "x-forwarded-proto")
+                   ? H_DROP
+                   : H_KEEP;
+    default:
+        return H_KEEP;
+    }
+}
+
+static int response_header_drop(sf_slice n)
+{
+    switch (n.len) {
+    case 2:
+        return SF_HTTP_NAME_IS(n, "te");
+    case 7:
+        return SF_HTTP_NAME_IS(n, "trailer") || SF_HTTP_NAME_IS(n, "upgrade");
+    case 10:
+        return SF_HTTP_NAME_IS(n, "connection") || SF_HTTP_NAME_IS(n, "keep-alive");
+    case 14:
+        return SF_HTTP_NAME_IS(n, "content-length");
+    case 16:
+        return SF_HTTP_NAME_IS(n, "proxy-connection");
+    case 17:
+        return SF_HTTP_NAME_IS(n, "transfer-encoding");
+    default:
+        return 0;
+    }
+}
+
+/* True when name is listed in one of the Connection headers (and so hop-by-hop). */
+static int named_in_connection(const sf_http_header *h, size_t nh, sf_slice name)
+{
+    for (size_t i = 0; i < nh; i++) {
+        if (!SF_HTTP_NAME_IS(h[i].name, "connection"))
+            continue;
+        const char *p = h[i].value.p, *end = p + h[i].value.len;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+                p++;
+            const char *t = p;
+            while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+                p++;
+            if ((size_t)(p - t) == name.len && name.len > 0 &&
+                strncasecmp(t, name.p, name.len) == 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+#define PUT(w, s, n)                                                                         \
+    do {                                                                                     \
+        memcpy((w), (s), (n));                                                               \
+        (w) += (n);                                                                          \
+    } while (0)
+#define PUTLIT(w, lit) PUT(w, lit, sizeof(lit) - 1)
+
+static char *put_header(char *w, sf_slice name, sf_slice value)
+{
+    PUT(w, name.p, name.len);
+    PUTLIT(w, ": ");
+    PUT(w, value.p, value.len);
+    PUTLIT(w, "\r\n");
+    return w;
+}
+
+/* Writes the request head for the upstream into out. Returns its length, or -1. */
+static ssize_t build_upstream_head(sf_client *c, const sf_http_request *req, size_t head_len,
+                                   struct evbuffer *out, char **copy)
+{
+    exchange *x = &c->x;
+    sf_slice host = req->headers[req->host_index].value;
+    size_t bound = head_len + host.len + strlen(c->ip) + strlen(x->reqid) + 256;
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(out, (ev_ssize_t)bound, &v, 1) < 1)
+        return -1;
+    char *w = v.iov_base, *start = w;
+
+    PUT(w, req->method.p, req->method.len);
+    *w++ = ' ';
+    if (req->path.len > 0)
+        PUT(w, req->path.p, req->path.len);
+    else
+        *w++ = '/'; /* absolute-form without a path */
+    PUTLIT(w, " HTTP/1.1\r\n");
+
+    int xff_seen = 0;
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const sf_http_header *h = &req->headers[i];
+        int cls = request_header_class(h->name);
+        if (cls == H_DROP)
+            continue;
+        if ((req->flags & SF_HTTP_F_CONN_OTHER) &&
+            named_in_connection(req->headers, req->num_headers, h->name))
+            continue;
+        if (cls == H_XFF) {
+            /* X-Forwarded-For: the client's list, then the client itself (nginx's
+             * $proxy_add_x_forwarded_for). Several header lines merge into one. */
+            if (!xff_seen) {
+                PUTLIT(w, "X-Forwarded-For: ");
+                xff_seen = 1;
+            } else {
+                PUTLIT(w, ", ");
+            }
+            PUT(w, h->value.p, h->value.len);
+            continue;
+        }
+        w = put_header(w, h->name, h->value);
+    }
+    size_t iplen = strlen(c->ip);
+    if (xff_seen) {
+        /* the merged value is still open: finish it with the client */
+        PUTLIT(w, ", ");
+        PUT(w, c->ip, iplen);
+        PUTLIT(w, "\r\n");
+    } else {
+        PUTLIT(w, "X-Forwarded-For: ");
+        PUT(w, c->ip, iplen);
+        PUTLIT(w, "\r\n");
+    }
+    PUTLIT(w, "X-Forwarded-Proto: http\r\nX-Forwarded-Host: ");
+    PUT(w, host.p, host.len);
+    PUTLIT(w, "\r\nX-Request-Id: ");
+    PUT(w, x->reqid, strlen(x->reqid));
+    PUTLIT(w, "\r\n");
+    if (x->req_chunked) {
+        PUTLIT(w, "Transfer-Encoding: chunked\r\n");
+    } else if (req->content_length >= 0) {
+        w += snprintf(w, 40, "Content-Length: %lld\r\n", (long long)req->content_length);
+    }
+    PUTLIT(w, "\r\n");
+    v.iov_len = (size_t)(w - start);
+    if (copy != NULL) {
+        *copy = malloc(v.iov_len);
+        if (*copy != NULL)
+            memcpy(*copy, start, v.iov_len);
+    }
+    evbuffer_commit_space(out, &v, 1);
+    return (ssize_t)v.iov_len;
+}
+
+/* A failure while talking to the upstream, logged with what we were doing. */
+/* The upstream's timer: connect while connecting; upstream_response once the request is
+ * sent or while the upstream's slowness holds the client back; none while the client is the
+ * slow side (client_body covers that). */
+static void arm_up_timer(sf_client *c)
+{
+    sf_upconn *up = c->x.up;
+    if (up->connecting)
+        sf_upconn_set_timer(up, c->srv->tv_up_connect);
+    else if (c->x.req_done || c->rev_paused)
+        sf_upconn_set_timer(up, c->srv->tv_up_response);
+    else
+        sf_upconn_set_timer(up, NULL);
+}
+
+static int upstream_failed(sf_client *c, int status, const char *what, int err)
+{
+    exchange *x = &c->x;
+    sf_warn("%s %s (%s)%s%s while forwarding %s %s [req %s]", what,
+            x->pool ? sf_pool_name(x->pool) : "upstream", status == 504 ? "timeout" : "error",
+            err ? ": " : "", err ? strerror(err) : "", x->method, x->path, x->reqid);
+    return finalize(c, status, what);
+}
+
+static void copy_slice(char *dst, size_t cap, sf_slice s)
+{
+    size_t n = s.len < cap - 1 ? s.len : cap - 1;
+    memcpy(dst, s.p, n);
+    dst[n] = '\0';
+}
+
+static int admin_request(sf_client *c, const sf_http_request *req, size_t head_len);
+static int forward_body(sf_client *c);
+
+static int is_idempotent(sf_slice m)
+{
+    return (m.len == 3 && (memcmp(m.p, "GET", 3) == 0 || memcmp(m.p, "PUT", 3) == 0)) ||
+           (m.len == 4 && memcmp(m.p, "HEAD", 4) == 0) ||
+           (m.len == 6 && memcmp(m.p, "DELETE", 6) == 0) ||
+           (m.len == 7 && memcmp(m.p, "OPTIONS", 7) == 0);
+}
+
+/* A complete, valid request head is at the start of c->in. */
+static int start_request(sf_client *c, const sf_http_request *req, size_t head_len)
+{
+    sf_server *s = c->srv;
+    exchange *x = &c->x;
+
+    x->active = 1;
+    now_mono(&x->t_start);
+    copy_slice(x->method, sizeof(x->method), req->method);
+    copy_slice(x->path, sizeof(x->path), req->target);
+    x->is_head = req->method.len == 4 && memcmp(req->method.p, "HEAD", 4) == 0;
+    x->http10 = req->minor_version == 0;
+    x->keepalive = req->minor_version == 1 ? !(req->flags & SF_HTTP_F_CONN_CLOSE)
+                                           : !!(req->flags & SF_HTTP_F_CONN_KEEPALIVE);
+    if (s->draining)
+        x->keepalive = 0;
+    if (req->request_id_index >= 0 && valid_request_id(req->headers[req->request_id_index].value))
+        copy_slice(x->reqid, sizeof(x->reqid), req->headers[req->request_id_index].value);
+    else
+        make_request_id(s, x->reqid);
+    x->bytes_in = head_len;
+
+    if (req->flags & SF_HTTP_F_CHUNKED) {
+        x->req_chunked = 1;
+        sf_chunked_init(&x->req_ch);
+    } else if (req->content_length > 0) {
+        x->req_left = req->content_length;
+    } else {
+        x->req_done = 1;
+    }
+
+    /* An absolute-form target must name the host the request is for (RFC 9112 §3.2.2). */
+    if ((req->flags & SF_HTTP_F_ABSOLUTE_FORM) &&
+        !(req->authority.len == req->headers[req->host_index].value.len &&
+          strncasecmp(req->authority.p, req->headers[req->host_index].value.p,
+                      req->authority.len) == 0)) {
+        evbuffer_drain(c->in, head_len);
+        return reject(c, SF_HTTP_E_TARGET);
+    }
+    if (req->content_length > 0 && (uint64_t)req->content_length > s->cfg->max_body_bytes) {
+        evbuffer_drain(c->in, head_len);
+        x->keepalive = 0;
+        sf_info("rejected request from %s: Content-Length %lld over max_body_bytes [req %s]",
+                c->ip, (long long)req->content_length, x->reqid);
+        return finalize(c, 413, "body too large");
+    }
+
+    if (c->admin)
+        return admin_request(c, req, head_len);
+
+    x->pool = s->legacy_pool;
+    x->up = sf_pool_acquire(x->pool, c, &up_ops, 0);
+    if (x->up == NULL) {
+        evbuffer_drain(c->in, head_len);
+        return upstream_failed(c, 502, "connect to", errno);
+    }
+    int replayable = x->up->reused && x->req_done && is_idempotent(req->method);
+    if (build_upstream_head(c, req, head_len, x->up->out, replayable ? &x->retry_head : NULL) <
+        0) {
+        evbuffer_drain(c->in, head_len);
+        return upstream_failed(c, 502, "out of memory building the request for", ENOMEM);
+    }
+    if (x->retry_head != NULL)
+        x->retry_len = evbuffer_get_length(x->up->out);
+    now_mono(&x->t_up);
+    evbuffer_drain(c->in, head_len);
+
+    if ((req->flags & SF_HTTP_F_EXPECT_CONTINUE) && !x->req_done && !x->http10 &&
+        evbuffer_get_length(c->in) == 0) {
+        /* We answer the expectation ourselves: the body will be streamed as it comes. */
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        evbuffer_add(c->out, cont, sizeof(cont) - 1);
+    }
+
+    if (x->req_done) {
+        c->state = CS_WAIT;
+        client_timer(c, NULL);
+    } else {
+        c->state = CS_BODY;
+        client_timer(c, s->tv_client_body);
+    }
+    arm_up_timer(c);
+    if (client_flush(c) < 0)
+        return -1;
+    if (!x->req_done)
+        return forward_body(c);
+    if (sf_upconn_flush(x->up) < 0)
+        return -1;
+    return 0;
+}
+
+/* Moves request body bytes from the client to the upstream. */
+static int forward_body(sf_client *c)
+{
+    sf_server *s = c->srv;
+    exchange *x = &c->x;
+    sf_upconn *up = x->up;
+
+    if (x->req_chunked) {
+        struct evbuffer_iovec v;
+        while (!x->req_done && evbuffer_peek(c->in, -1, NULL, &v, 1) > 0 && v.iov_len > 0) {
+            size_t dlen;
+            ssize_t f = sf_chunked_parse(&x->req_ch, v.iov_base, v.iov_len, &dlen);
+            if (f < 0) {
+                sf_info("rejected request body from %s: malformed chunked framing [req %s]",
+                        c->ip, x->reqid);
+                x->keepalive = 0;
+                return finalize(c, 400, "malformed chunked body");
+            }
+            evbuffer_drain(c->in, (size_t)f);
+            x->bytes_in += (uint64_t)f;
+            if (dlen > 0) {
+                x->req_body += dlen;
+                if (x->req_body > s->cfg->max_body_bytes) {
+                    x->keepalive = 0;
+                    return finalize(c, 413, "body too large");
+                }
+                char hdr[24];
+                int n = snprintf(hdr, sizeof(hdr), "%zx\r\n", dlen);
+                evbuffer_add(up->out, hdr, (size_t)n);
+                evbuffer_remove_buffer(c->in, up->out, dlen);
+                evbuffer_add(up->out, "\r\n", 2);
+                x->bytes_in += dlen;
+                sf_chunked_data(&x->req_ch, dlen);
+            }
+            if (sf_chunked_done(&x->req_ch)) {
+                evbuffer_add(up->out, "0\r\n\r\n", 5);
+                x->req_done = 1;
+            } else if (f == 0 && dlen == 0) {
+                break;
+            }
+        }
+    } else {
+        size_t avail = evbuffer_get_length(c->in);
+        size_t n = (uint64_t)x->req_left < avail ? (size_t)x->req_left : avail;
+        if (n > 0) {
+            evbuffer_remove_buffer(c->in, up->out, n);
+            x->req_left -= (int64_t)n;
+            x->bytes_in += n;
+        }
+        if (x->req_left == 0)
+            x->req_done = 1;
+    }
+
+    if (x->req_done) {
+        c->state = CS_WAIT;
+        client_timer(c, NULL);
+        arm_up_timer(c);
+    } else if (evbuffer_get_length(up->out) >= OUT_HIGH) {
+        client_pause_read(c); /* the upstream is slower than the client: wait for it */
+        client_timer(c, NULL);
+        arm_up_timer(c);
+    } else {
+        client_timer(c, s->tv_client_body);
+    }
+    return sf_upconn_flush(up);
+}
+
+static int advance(sf_client *c);
+
+static int client_advance(sf_client *c)
+{
+    c->in_advance = 1;
+    int rc = advance(c);
+    if (rc == 0)
+        c->in_advance = 0; /* rc < 0: c is gone */
+    return rc;
+}
+
+static int advance(sf_client *c)
+{
+    sf_server *s = c->srv;
+    for (;;) {
+        switch (c->state) {
+        case CS_HEAD: {
+            size_t len = evbuffer_get_length(c->in);
+            if (len == 0)
+                return 0;
+            size_t look = len < s->limits.max_head_bytes + 64 ? len
+                                                              : s->limits.max_head_bytes + 64;
+            const char *buf = (const char *)evbuffer_pullup(c->in, (ev_ssize_t)look);
+            sf_http_request req;
+            ssize_t r = sf_http_parse_request(buf, look, &req, s->hdrs, s->hdrs_cap, &s->limits);
+            if (r == SF_HTTP_INCOMPLETE) {
+                if (!c->head_started) {
+                    c->head_started = 1;
+                    client_timer(c, s->tv_client_header);
+                }
+                return 0;
+            }
+            if (r < 0)
+                return reject(c, r);
+            if (start_request(c, &req, (size_t)r) < 0)
+                return -1;
+            if (c->state == CS_HEAD)
+                continue; /* answered locally: maybe a pipelined request follows */
+            return 0;
+        }
+        case CS_BODY:
+            return forward_body(c);
+        case CS_WAIT:
+            /* Pipelined bytes wait for this exchange to end; bound what we hold. */
+            if (evbuffer_get_length(c->in) > s->limits.max_head_bytes + SF_READ_CHUNK)
+                client_pause_read(c);
+            return 0;
+        default:
+            return 0;
+        }
+    }
+}
+
+static void on_client_read(evutil_socket_t fd, short what, void *arg)
+{
+    sf_client *c = arg;
+    (void)fd;
+    (void)what;
+    if (c->state == CS_LINGER) {
+        char sink[4096];
+        ssize_t n = read(c->fd, sink, sizeof(sink));
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            client_free(c, 0);
+        return;
+    }
+    ssize_t n = sf_read_into(c->in, c->fd);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        if (c->x.active) {
+            /* The client went away mid-exchange (nginx's 499): stop the upstream side. */
+            c->x.status = 499;
+            c->x.error = n == 0 ? "client closed" : "client reset";
+            access_log(c, c->x.pool ? "legacy" : "proxy");
+        }
+        client_free(c, n < 0);
+        return;
+    }
+    client_advance(c);
+}
+
+static int client_flush(sf_client *c)
+{
+    sf_server *s = c->srv;
+    exchange *x = &c->x;
+    if (evbuffer_get_length(c->out) > 0) {
+        ssize_t n = sf_write_from(c->out, c->fd);
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            if (x->active) {
+                x->status = x->status ? x->status : 499;
+                x->error = "client write failed";
+                access_log(c, x->pool ? "legacy" : "proxy");
+            }
+            client_free(c, 1);
+            return -1;
+        }
+    }
+    size_t left = evbuffer_get_length(c->out);
+    if (left > 0) {
+        if (!c->wev_on) {
+            c->wev_on = 1;
+            event_add(&c->wev, NULL);
+        }
+        /* A client that does not read its response is cut off after client_body. */
+        c->timer_send = 1;
+        client_timer(c, s->tv_client_body);
+    } else {
+        if (c->wev_on) {
+            c->wev_on = 0;
+            event_del(&c->wev);
+        }
+        if (c->timer_send) {
+            c->timer_send = 0;
+            client_timer(c, NULL);
+        }
+        if (c->state == CS_CLOSING) {
+            start_linger(c);
+            return 0;
+        }
+        if (c->state == CS_HEAD && !c->head_started)
+            client_timer(c, s->tv_keepalive);
+        else if (c->state == CS_HEAD)
+            client_timer(c, s->tv_client_header);
+        else if (c->state == CS_BODY && !c->rev_paused)
+            client_timer(c, s->tv_client_body);
+    }
+    if (x->up_paused && left < OUT_LOW && x->up != NULL) {
+        x->up_paused = 0;
+        sf_upconn_resume_read(x->up);
+    }
+    return 0;
+}
+
+static void on_client_write(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    client_flush(arg);
+}
+
+static void on_client_timer(evutil_socket_t fd, short what, void *arg)
+{
+    sf_client *c = arg;
+    (void)fd;
+    (void)what;
+    if (c->timer_send && evbuffer_get_length(c->out) > 0) {
+        sf_info("client %s did not read its response for the send timeout; closing", c->ip);
+        if (c->x.active) {
+            c->x.error = "client send timeout";
+            access_log(c, c->x.pool ? "legacy" : "proxy");
+        }
+        client_free(c, 1);
+        return;
+    }
+    switch (c->state) {
+    case CS_HEAD:
+        if (c->head_started && evbuffer_get_length(c->in) > 0) {
+            /* slowloris: a head that does not complete in time */
+            sf_info("request head from %s not complete within client_header; 408", c->ip);
+            snprintf(c->x.method, sizeof(c->x.method), "-");
+            snprintf(c->x.reqid, sizeof(c->x.reqid), "-");
+            c->x.keepalive = 0;
+            finalize(c, 408, "request header timeout");
+        } else {
+            client_free(c, 0); /* idle keep-alive connection, or nothing sent at all */
+        }
+        return;
+    case CS_BODY:
+        sf_info("request body from %s stalled past client_body; 408 [req %s]", c->ip,
+                c->x.reqid);
+        c->x.keepalive = 0;
+        finalize(c, 408, "request body timeout");
+        return;
+    default:
+        client_free(c, 0);
+        return;
+    }
+}
+
+/* ---- upstream side ---- */
+
+static int retry_fresh(sf_client *c)
+{
+    exchange *x = &c->x;
+    sf_upconn_close(x->up, 1);
+    x->retried = 1;
+    x->up = sf_pool_acquire(x->pool, c, &up_ops, 1);
+    if (x->up == NULL)
+        return upstream_failed(c, 502, "connect to", errno);
+    evbuffer_add(x->up->out, x->retry_head, x->retry_len);
+    arm_up_timer(c);
+    return sf_upconn_flush(x->up);
+}
+
+/* The idle pooled connection died as we reused it (the backend's keep-alive timeout raced
+ * us): replay on a fresh connection when nothing can have been processed twice. */
+static int can_retry(const exchange *x)
+{
+    return x->retry_head != NULL && !x->retried && x->up->reused && !x->resp_head &&
+           evbuffer_get_length(x->up->in) == 0;
+}
+
+static void up_on_connect(void *owner, sf_upconn *up, int err)
+{
+    sf_client *c = owner;
+    if (err != 0) {
+        upstream_failed(c, 502, "connect to", err);
+        return;
+    }
+    arm_up_timer(c);
+    sf_upconn_flush(up);
+}
+
+static void up_on_drained(void *owner, sf_upconn *up)
+{
+    sf_client *c = owner;
+    (void)up;
+    if (c->state == CS_BODY && c->rev_paused) {
+        client_resume_read(c);
+        arm_up_timer(c);
+        if (evbuffer_get_length(c->in) > 0)
+            forward_body(c);
+        else
+            client_timer(c, c->srv->tv_client_body);
+    }
+}
+
+static void up_on_write_error(void *owner, sf_upconn *up, int err)
+{
+    sf_client *c = owner;
+    (void)up;
+    if (can_retry(&c->x)) {
+        retry_fresh(c);
+        return;
+    }
+    upstream_failed(c, 502, "sending the request failed to", err);
+}
+
+static void up_on_timeout(void *owner, sf_upconn *up)
+{
+    sf_client *c = owner;
+    if (up->connecting)
+        upstream_failed(c, 504, "connect timed out to", 0);
+    else if (!c->x.resp_head)
+        upstream_failed(c, 504, "no response within upstream_response from", 0);
+    else
+        upstream_failed(c, 504, "response body stalled past upstream_response from", 0);
+}
+
+/* Writes the client's response head from the upstream's. */
+static int relay_head(sf_client *c, const sf_http_response *resp, size_t head_len)
+{
+    exchange *x = &c->x;
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(c->out, (ev_ssize_t)(head_len + 128), &v, 1) < 1)
+        return -1;
+    char *w = v.iov_base, *start = w;
+    w += snprintf(w, 32, "HTTP/1.1 %d ", resp->status);
+    PUT(w, resp->reason.p, resp->reason.len);
+    PUTLIT(w, "\r\n");
+    for (size_t i = 0; i < resp->num_headers; i++) {
+        const sf_http_header *h = &resp->headers[i];
+        if (response_header_drop(h->name))
+            continue;
+        if ((resp->flags & SF_HTTP_F_CONN_OTHER) &&
+            named_in_connection(resp->headers, resp->num_headers, h->name))
+            continue;
+        w = put_header(w, h->name, h->value);
+    }
+    switch (x->resp_mode) {
+    case RM_LENGTH:
+        w += snprintf(w, 40, "Content-Length: %lld\r\n", (long long)resp->content_length);
+        break;
+    case RM_NONE:
+        /* HEAD and 304 keep the length of the representation; 1xx and 204 have none. */
+        if (resp->content_length >= 0 && resp->status != 204)
+            w += snprintf(w, 40, "Content-Length: %lld\r\n", (long long)resp->content_length);
+        break;
+    default:
+        if (!x->http10) {
+            PUTLIT(w, "Transfer-Encoding: chunked\r\n");
+            x->client_chunked = 1;
+        } else {
+            x->keepalive = 0; /* HTTP/1.0: the end of the body is the end of the connection */
+        }
+        break;
+    }
+    if (!x->keepalive || c->srv->draining)
+        PUTLIT(w, "Connection: close\r\n");
+    else if (x->http10)
+        PUTLIT(w, "Connection: keep-alive\r\n");
+    PUTLIT(w, "\r\n");
+    v.iov_len = (size_t)(w - start);
+    evbuffer_commit_space(c->out, &v, 1);
+    x->bytes_out += v.iov_len;
+    return 0;
+}
+
+/* Moves response body bytes from the upstream to the client. Returns 1 when the body is
+ * complete, 0 when more is due, -1 on framing errors. */
+static int relay_body(sf_client *c)
+{
+    exchange *x = &c->x;
+    struct evbuffer *in = x->up->in;
+    switch (x->resp_mode) {
+    case RM_NONE:
+        return 1;
+    case RM_LENGTH: {
+        size_t avail = evbuffer_get_length(in);
+        size_t n = (uint64_t)x->resp_left < avail ? (size_t)x->resp_left : avail;
+        if (n > 0) {
+            evbuffer_remove_buffer(in, c->out, n);
+            x->resp_left -= (int64_t)n;
+            x->bytes_out += n;
+        }
+        return x->resp_left == 0;
+    }
+    case RM_CHUNKED: {
+        struct evbuffer_iovec v;
+        while (evbuffer_peek(in, -1, NULL, &v, 1) > 0 && v.iov_len > 0) {
+            size_t dlen;
+            ssize_t f = sf_chunked_parse(&x->resp_ch, v.iov_base, v.iov_len, &dlen);
+            if (f < 0)
+                return -1;
+            evbuffer_drain(in, (size_t)f);
+            if (dlen > 0) {
+                if (x->client_chunked) {
+                    char hdr[24];
+                    int n = snprintf(hdr, sizeof(hdr), "%zx\r\n", dlen);
+                    evbuffer_add(c->out, hdr, (size_t)n);
+                    x->bytes_out += (size_t)n + 2;
+                }
+                evbuffer_remove_buffer(in, c->out, dlen);
+                if (x->client_chunked)
+                    evbuffer_add(c->out, "\r\n", 2);
+                x->bytes_out += dlen;
+                sf_chunked_data(&x->resp_ch, dlen);
+            }
+            if (sf_chunked_done(&x->resp_ch)) {
+                if (x->client_chunked) {
+                    evbuffer_add(c->out, "0\r\n\r\n", 5);
+                    x->bytes_out += 5;
+                }
+                return 1;
+            }
+            if (f == 0 && dlen == 0)
+                break;
+        }
+        return 0;
+    }
+    case RM_CLOSE: {
+        size_t n = evbuffer_get_length(in);
+        if (n == 0)
+            return 0;
+        if (x->client_chunked) {
+            char hdr[24];
+            int k = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
+            evbuffer_add(c->out, hdr, (size_t)k);
+            x->bytes_out += (size_t)k + 2;
+        }
+        evbuffer_remove_buffer(in, c->out, n);
+        if (x->client_chunked)
+            evbuffer_add(c->out, "\r\n", 2);
+        x->bytes_out += n;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+/* Parses the upstream's response head (skipping interim 1xx) and relays what body there is. */
+static int process_response(sf_client *c)
+{
+    sf_server *s = c->srv;
+    exchange *x = &c->x;
+    sf_upconn *up = x->up;
+
+    while (!x->resp_head) {
+        size_t len = evbuffer_get_length(up->in);
+        if (len == 0)
+            return 0;
+        size_t look = len < RESP_HEAD_MAX + 64 ? len : RESP_HEAD_MAX + 64;
+        const char *buf = (const char *)evbuffer_pullup(up->in, (ev_ssize_t)look);
+        sf_http_response resp;
+        static const sf_http_limits rlim = {RESP_HEAD_MAX, 0};
+        sf_http_limits lim = rlim;
+        lim.max_headers = s->hdrs_cap;
+        ssize_t r = sf_http_parse_response(buf, look, &resp, s->hdrs, s->hdrs_cap, &lim);
+        if (r == SF_HTTP_INCOMPLETE)
+            return 0;
+        if (r < 0) {
+            sf_warn("invalid response from %s: %s, while forwarding %s %s [req %s]",
+                    sf_pool_name(x->pool), sf_http_error_str(r), x->method, x->path, x->reqid);
+            return finalize(c, 502, "invalid upstream response");
+        }
+        if (resp.status < 200) {
+            if (resp.status == 101) {
+                sf_warn("unexpected 101 from %s for %s %s [req %s]", sf_pool_name(x->pool),
+                        x->method, x->path, x->reqid);
+                return finalize(c, 502, "unexpected protocol switch");
+            }
+            evbuffer_drain(up->in, (size_t)r); /* interim responses are not relayed */
+            continue;
+        }
+        x->status = resp.status;
+        if (x->is_head || resp.status == 204 || resp.status == 304) {
+            x->resp_mode = RM_NONE;
+        } else if (resp.flags & SF_HTTP_F_CHUNKED) {
+            x->resp_mode = RM_CHUNKED;
+            sf_chunked_init(&x->resp_ch);
+        } else if (resp.content_length >= 0) {
+            x->resp_mode = resp.content_length > 0 ? RM_LENGTH : RM_NONE;
+            x->resp_left = resp.content_length;
+        } else {
+            x->resp_mode = RM_CLOSE;
+        }
+        x->up_reusable = x->resp_mode != RM_CLOSE && !(resp.flags & SF_HTTP_F_CONN_CLOSE) &&
+                         (resp.minor_version == 1 || (resp.flags & SF_HTTP_F_CONN_KEEPALIVE));
+        if (relay_head(c, &resp, (size_t)r) < 0)
+            return finalize(c, 502, "out of memory");
+        evbuffer_drain(up->in, (size_t)r);
+        x->resp_head = 1;
+        free(x->retry_head);
+        x->retry_head = NULL;
+    }
+
+    int done = relay_body(c);
+    if (done < 0) {
+        sf_warn("invalid chunked body from %s while forwarding %s %s [req %s]",
+                sf_pool_name(x->pool), x->method, x->path, x->reqid);
+        return finalize(c, 502, "invalid upstream body framing");
+    }
+    if (done && evbuffer_get_length(up->in) > 0)
+        x->up_reusable = 0; /* bytes past the end of the response: never reuse */
+    if (!done && evbuffer_get_length(c->out) >= OUT_HIGH) {
+        x->up_paused = 1;
+        sf_upconn_pause_read(up);
+    }
+    if (done) {
+        x->resp_done = 1;
+        return finalize(c, 0, NULL);
+    }
+    return client_flush(c);
+}
+
+static void up_on_read(void *owner, sf_upconn *up, ssize_t n, int err)
+{
+    sf_client *c = owner;
+    exchange *x = &c->x;
+    if (n > 0) {
+        sf_upconn_set_timer(up, c->srv->tv_up_response);
+        process_response(c);
+        return;
+    }
+    if (!x->resp_head) {
+        if (can_retry(x)) {
+            retry_fresh(c);
+            return;
+        }
+        /* process what arrived before the close: a complete head with a close-delimited
+         * body is a valid response */
+        if (evbuffer_get_length(up->in) > 0 && process_response(c) < 0)
+            return;
+        if (!x->resp_head) {
+            upstream_failed(c, 502,
+                            n == 0 ? "upstream closed the connection before responding:"
+                                   : "upstream reset the connection before responding:",
+                            err);
+            return;
+        }
+    }
+    if (x->resp_mode == RM_CLOSE) {
+        /* end of a close-delimited body */
+        if (x->client_chunked) {
+            evbuffer_add(c->out, "0\r\n\r\n", 5);
+            x->bytes_out += 5;
+        }
+        x->up_reusable = 0;
+        finalize(c, 0, NULL);
+        return;
+    }
+    sf_warn("%s %s mid-body while forwarding %s %s; aborting the client connection [req %s]",
+            sf_pool_name(x->pool), n == 0 ? "closed" : "reset", x->method, x->path, x->reqid);
+    finalize(c, 502, "upstream truncated the response");
+}
+
+/* ---- admin API (the part that exists so far) ---- */
+
+enum { ADMIN_OTHER, ADMIN_HEALTHZ, ADMIN_READYZ };
+
+static int admin_request(sf_client *c, const sf_http_request *req, size_t head_len)
+{
+    sf_server *s = c->srv;
+    exchange *x = &c->x;
+    sf_slice path = req->path;
+    const char *q = memchr(path.p, '?', path.len);
+    if (q != NULL)
+        path.len = (size_t)(q - path.p);
+    int get = (req->method.len == 3 && memcmp(req->method.p, "GET", 3) == 0) || x->is_head;
+    int which = ADMIN_OTHER;
+    if (path.len == 8 && memcmp(path.p, "/healthz", 8) == 0)
+        which = ADMIN_HEALTHZ;
+    else if (path.len == 7 && memcmp(path.p, "/readyz", 7) == 0)
+        which = ADMIN_READYZ;
+    /* req points into c->in: everything needed from it is taken above */
+    evbuffer_drain(c->in, head_len);
+    if (!x->req_done)
+        x->keepalive = 0; /* no admin call takes a body yet: do not read one */
+    if (which == ADMIN_HEALTHZ) {
+        if (!get)
+            goto not_allowed;
+        respond_local(c, 200, "application/json", "{\"status\":\"ok\"}\n", 16, !x->keepalive);
+    } else if (which == ADMIN_READYZ) {
+        if (!get)
+            goto not_allowed;
+        if (s->draining)
+            respond_local(c, 503, "application/json", "{\"status\":\"draining\"}\n", 22, 1);
+        else
+            respond_local(c, 200, "application/json", "{\"status\":\"ready\"}\n", 19,
+                          !x->keepalive);
+    } else {
+        respond_local(c, 404, "application/json", "{\"error\":\"not found\"}\n", 22,
+                      !x->keepalive);
+    }
+    x->req_done = x->req_done || !x->keepalive;
+    return finalize(c, 0, NULL);
+not_allowed:
+    respond_local(c, 405, "application/json", "{\"error\":\"method not allowed\"}\n", 31,
+                  !x->keepalive);
+    x->req_done = x->req_done || !x->keepalive;
+    return finalize(c, 0, NULL);
+}
+
+/* ---- drain ---- */
+
+void sf_session_drain(sf_server *s)
+{
+    sf_client *c, *next;
+    for (c = TAILQ_FIRST(&s->clients); c != NULL; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (c->state == CS_HEAD && !c->x.active && evbuffer_get_length(c->in) == 0 &&
+            evbuffer_get_length(c->out) == 0)
+            client_free(c, 0);
+        else
+            c->x.keepalive = 0;
+    }
+}
+
+void sf_session_close_all(sf_server *s)
+{
+    sf_client *c;
+    while ((c = TAILQ_FIRST(&s->clients)) != NULL) {
+        if (c->x.active) {
+            c->x.error = "drain timeout";
+            access_log(c, c->x.pool ? "legacy" : "proxy");
+        }
+        client_free(c, 1);
+    }
+}

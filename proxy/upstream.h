@@ -1,0 +1,71 @@
+/* Upstream connection pools: one per backend address, keeping idle keep-alive connections
+ * (LIFO, capped) and opening new ones on demand. A connection in use belongs to one owner,
+ * which receives its I/O through sf_upconn_ops. */
+#ifndef SF_UPSTREAM_H
+#define SF_UPSTREAM_H
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <event2/buffer.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+typedef struct sf_pool sf_pool;
+typedef struct sf_upconn sf_upconn;
+
+typedef struct {
+    /* Bytes arrived in up->in (n > 0), or the peer closed (n == 0) or failed (n < 0, err set). */
+    void (*on_read)(void *owner, sf_upconn *up, ssize_t n, int err);
+    /* The connect finished: err 0 on success, else the errno. */
+    void (*on_connect)(void *owner, sf_upconn *up, int err);
+    /* up->out was fully written (after having been non-empty). */
+    void (*on_drained)(void *owner, sf_upconn *up);
+    /* A write failed with err. */
+    void (*on_write_error)(void *owner, sf_upconn *up, int err);
+    /* The timer set with sf_upconn_set_timer fired. */
+    void (*on_timeout)(void *owner, sf_upconn *up);
+} sf_upconn_ops;
+
+struct sf_upconn {
+    int fd;
+    struct event rev, wev, tev;
+    struct evbuffer *in, *out;
+    sf_pool *pool;
+    void *owner; /* NULL while idle in the pool */
+    const sf_upconn_ops *ops;
+    unsigned connecting : 1, reused : 1, read_paused : 1, wev_on : 1;
+    TAILQ_ENTRY(sf_upconn) idle_link;
+};
+
+/* Creates a pool for the backend at addr. name is for logs ("legacy 127.0.0.1:8081").
+ * max_idle bounds the idle connections kept; idle_ms closes those unused that long. */
+sf_pool *sf_pool_create(struct event_base *base, const struct sockaddr_storage *addr,
+                        socklen_t addrlen, const char *name, size_t max_idle,
+                        unsigned idle_ms);
+/* Closes every idle connection and frees the pool. Connections in use must be gone first. */
+void sf_pool_destroy(sf_pool *p);
+const char *sf_pool_name(const sf_pool *p);
+
+/* A connection for owner: an idle one (reused = 1) unless fresh is set, else a new one
+ * (connecting = 1 until on_connect). Returns NULL with errno set when a socket cannot even be
+ * started (e.g. ECONNREFUSED reported at once on loopback). */
+sf_upconn *sf_pool_acquire(sf_pool *p, void *owner, const sf_upconn_ops *ops, int fresh);
+
+/* Hands a connection back: kept idle when reusable (and nothing is buffered), else closed. */
+void sf_pool_release(sf_upconn *up, int reusable);
+
+/* Closes a connection in use (abort = RST). */
+void sf_upconn_close(sf_upconn *up, int abort);
+
+/* Sends what is in up->out now (nothing while connecting); arms the write event for the rest.
+ * Errors arrive through on_write_error. Returns -1 if the connection was found dead. */
+int sf_upconn_flush(sf_upconn *up);
+
+/* Stops or resumes reading (backpressure when the client side is full). */
+void sf_upconn_pause_read(sf_upconn *up);
+void sf_upconn_resume_read(sf_upconn *up);
+
+/* Arms (tv != NULL) or clears the connection's one timer. */
+void sf_upconn_set_timer(sf_upconn *up, const struct timeval *tv);
+
+#endif

@@ -1,0 +1,357 @@
+/* strangler.yaml loader. Unknown keys and bad values are errors at FILE:LINE:COL; all of them
+ * are reported, and nothing is started until the whole file is valid. */
+#include "settings.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "yconf.h"
+
+char *sf_path_join(const char *dir, const char *rel)
+{
+    if (rel[0] == '/' || dir == NULL || dir[0] == '\0')
+        return strdup(rel);
+    size_t a = strlen(dir), b = strlen(rel);
+    char *p = malloc(a + b + 2);
+    if (p == NULL)
+        return NULL;
+    memcpy(p, dir, a);
+    p[a] = '/';
+    memcpy(p + a + 1, rel, b + 1);
+    return p;
+}
+
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL)
+        return strdup(".");
+    if (slash == path)
+        return strdup("/");
+    return strndup(path, (size_t)(slash - path));
+}
+
+/* Checks "host:port" syntax (IPv4, name, or [IPv6]) with a port 1..65535. */
+static int check_address(sf_ydoc *y, const yaml_node_t *n, const char *what, const char *a)
+{
+    const char *colon = strrchr(a, ':');
+    if (colon == NULL || colon == a || colon[1] == '\0') {
+        sf_ydoc_error(y, n, "%s must be host:port, not '%s'", what, a);
+        return -1;
+    }
+    long port = 0;
+    for (const char *p = colon + 1; *p; p++) {
+        if (*p < '0' || *p > '9' || port > 65535)
+            goto badport;
+        port = port * 10 + (*p - '0');
+    }
+    if (port < 1 || port > 65535)
+        goto badport;
+    return 0;
+badport:
+    sf_ydoc_error(y, n, "%s has an invalid port in '%s' (1..65535)", what, a);
+    return -1;
+}
+
+static void load_path(sf_ydoc *y, sf_settings *s, const yaml_node_t *n, const char *what,
+                      char **out)
+{
+    char *rel = NULL;
+    if (sf_yget_string(y, n, what, &rel) == 0) {
+        free(*out);
+        *out = sf_path_join(s->dir, rel);
+    }
+    free(rel);
+}
+
+static void load_listen(sf_ydoc *y, sf_settings *s, yaml_node_t *n)
+{
+    static const char *const keys[] = {"address", "tls", NULL};
+    static const char *const tls_keys[] = {"cert", "key", NULL};
+    if (n->type != YAML_SEQUENCE_NODE) {
+        sf_ydoc_error(y, n, "listen must be a list of {address: host:port}");
+        return;
+    }
+    size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    if (count == 0) {
+        sf_ydoc_error(y, n, "listen must name at least one address");
+        return;
+    }
+    s->listen = calloc(count, sizeof(*s->listen));
+    if (s->listen == NULL)
+        return;
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+         it++) {
+        yaml_node_t *e = sf_ydoc_node(y, *it);
+        sf_listen_conf *l = &s->listen[s->nlisten++];
+        l->line = (int)e->start_mark.line + 1;
+        l->col = (int)e->start_mark.column + 1;
+        if (sf_ynode_check_map(y, e, "a listen entry", keys) < 0)
+            continue;
+        yaml_node_t *k, *v;
+        SF_YMAP_EACH(y, e, k, v)
+        {
+            const char *key = (const char *)k->data.scalar.value;
+            if (strcmp(key, "address") == 0) {
+                if (sf_yget_string(y, v, "listen address", &l->address) == 0)
+                    check_address(y, v, "listen address", l->address);
+            } else if (strcmp(key, "tls") == 0) {
+                if (sf_ynode_check_map(y, v, "listen tls", tls_keys) < 0)
+                    continue;
+                yaml_node_t *tk, *tv;
+                SF_YMAP_EACH(y, v, tk, tv)
+                {
+                    if (strcmp((const char *)tk->data.scalar.value, "cert") == 0)
+                        load_path(y, s, tv, "tls cert", &l->tls_cert);
+                    else if (strcmp((const char *)tk->data.scalar.value, "key") == 0)
+                        load_path(y, s, tv, "tls key", &l->tls_key);
+                }
+                if (l->tls_cert == NULL || l->tls_key == NULL)
+                    sf_ydoc_error(y, v, "listen tls needs both cert and key");
+                else
+                    sf_ydoc_error(y, v, "TLS termination on listeners is not supported by "
+                                        "this build yet; remove tls from this listener");
+            }
+        }
+        if (l->address == NULL)
+            sf_ydoc_error(y, e, "a listen entry needs an address");
+    }
+}
+
+static void load_admin(sf_ydoc *y, sf_settings *s, yaml_node_t *n)
+{
+    static const char *const keys[] = {"address", "token_file", NULL};
+    if (sf_ynode_check_map(y, n, "admin", keys) < 0)
+        return;
+    yaml_node_t *k, *v;
+    SF_YMAP_EACH(y, n, k, v)
+    {
+        const char *key = (const char *)k->data.scalar.value;
+        if (strcmp(key, "address") == 0) {
+            if (sf_yget_string(y, v, "admin address", &s->admin_address) == 0)
+                check_address(y, v, "admin address", s->admin_address);
+        } else if (strcmp(key, "token_file") == 0 && !sf_ynode_is_null(v)) {
+            load_path(y, s, v, "admin token_file", &s->admin_token_file);
+        }
+    }
+}
+
+static void load_limits(sf_ydoc *y, sf_settings *s, yaml_node_t *n)
+{
+    static const char *const keys[] = {"max_header_bytes", "max_headers", "max_body_bytes",
+                                       "max_connections", NULL};
+    if (sf_ynode_check_map(y, n, "limits", keys) < 0)
+        return;
+    yaml_node_t *k, *v;
+    SF_YMAP_EACH(y, n, k, v)
+    {
+        const char *key = (const char *)k->data.scalar.value;
+        if (strcmp(key, "max_header_bytes") == 0)
+            sf_yget_uint(y, v, "max_header_bytes", 256, 1 << 20, &s->max_header_bytes);
+        else if (strcmp(key, "max_headers") == 0)
+            sf_yget_uint(y, v, "max_headers", 1, 1000, &s->max_headers);
+        else if (strcmp(key, "max_body_bytes") == 0)
+            sf_yget_uint(y, v, "max_body_bytes", 0, INT64_MAX, &s->max_body_bytes);
+        else if (strcmp(key, "max_connections") == 0)
+            sf_yget_uint(y, v, "max_connections", 1, 10000000, &s->max_connections);
+    }
+}
+
+static void load_timeouts(sf_ydoc *y, sf_settings *s, yaml_node_t *n)
+{
+    static const char *const keys[] = {"client_header", "client_body", "keepalive",
+                                       "upstream_connect", "upstream_response", "drain", NULL};
+    uint64_t *dst[] = {&s->client_header_ms, &s->client_body_ms, &s->keepalive_ms,
+                       &s->upstream_connect_ms, &s->upstream_response_ms, &s->drain_ms};
+    if (sf_ynode_check_map(y, n, "timeouts", keys) < 0)
+        return;
+    yaml_node_t *k, *v;
+    SF_YMAP_EACH(y, n, k, v)
+    {
+        const char *key = (const char *)k->data.scalar.value;
+        for (size_t i = 0; keys[i] != NULL; i++) {
+            if (strcmp(key, keys[i]) != 0)
+                continue;
+            uint64_t ms;
+            if (sf_yget_duration_ms(y, v, keys[i], &ms) < 0)
+                break;
+            if (ms == 0 && strcmp(key, "drain") != 0) {
+                sf_ydoc_error(y, v, "timeout %s must be greater than zero", key);
+                break;
+            }
+            *dst[i] = ms;
+        }
+    }
+}
+
+static void load_shadow(sf_ydoc *y, sf_settings *s, yaml_node_t *n)
+{
+    static const char *const keys[] = {"max_inflight", "max_body_bytes", "compare_body_bytes",
+                                       NULL};
+    if (sf_ynode_check_map(y, n, "shadow", keys) < 0)
+        return;
+    yaml_node_t *k, *v;
+    SF_YMAP_EACH(y, n, k, v)
+    {
+        const char *key = (const char *)k->data.scalar.value;
+        if (strcmp(key, "max_inflight") == 0)
+            sf_yget_uint(y, v, "shadow max_inflight", 0, 1000000, &s->shadow_max_inflight);
+        else if (strcmp(key, "max_body_bytes") == 0)
+            sf_yget_uint(y, v, "shadow max_body_bytes", 0, INT64_MAX,
+                         &s->shadow_max_body_bytes);
+        else if (strcmp(key, "compare_body_bytes") == 0)
+            sf_yget_uint(y, v, "shadow compare_body_bytes", 0, INT64_MAX,
+                         &s->shadow_compare_body_bytes);
+    }
+}
+
+static void load_log(sf_ydoc *y, sf_settings *s, yaml_node_t *n)
+{
+    static const char *const keys[] = {"level", "access", NULL};
+    static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
+    if (sf_ynode_check_map(y, n, "log", keys) < 0)
+        return;
+    yaml_node_t *k, *v;
+    SF_YMAP_EACH(y, n, k, v)
+    {
+        const char *key = (const char *)k->data.scalar.value;
+        if (strcmp(key, "level") == 0) {
+            const char *lv = sf_ynode_scalar(y, v, "log level");
+            if (lv == NULL)
+                continue;
+            int i;
+            for (i = 0; levels[i] != NULL; i++)
+                if (strcmp(lv, levels[i]) == 0)
+                    break;
+            if (levels[i] == NULL)
+                sf_ydoc_error(y, v, "log level must be debug, info, warn or error, not '%s'",
+                              lv);
+            else
+                s->log_level = i;
+        } else if (strcmp(key, "access") == 0) {
+            const char *a = sf_ynode_scalar(y, v, "log access");
+            if (a == NULL)
+                continue;
+            free(s->access_log);
+            s->access_log = NULL;
+            if (strcmp(a, "off") == 0 || sf_ynode_is_null(v) || strcmp(a, "false") == 0)
+                continue;
+            if (strcmp(a, "stderr") == 0)
+                s->access_log = strdup("stderr");
+            else
+                load_path(y, s, v, "log access", &s->access_log);
+        }
+    }
+}
+
+static int set_defaults(sf_settings *s, const char *path)
+{
+    memset(s, 0, sizeof(*s));
+    s->path = strdup(path);
+    s->dir = dir_of(path);
+    s->admin_address = strdup("127.0.0.1:9901");
+    s->workers = 1;
+    s->max_header_bytes = 16384;
+    s->max_headers = 100;
+    s->max_body_bytes = 10485760;
+    s->max_connections = 10000;
+    s->client_header_ms = 10000;
+    s->client_body_ms = 30000;
+    s->keepalive_ms = 60000;
+    s->upstream_connect_ms = 2000;
+    s->upstream_response_ms = 30000;
+    s->drain_ms = 10000;
+    s->shadow_max_inflight = 256;
+    s->shadow_max_body_bytes = 1048576;
+    s->shadow_compare_body_bytes = 1048576;
+    s->log_level = SF_LOG_INFO;
+    s->access_log = strdup("stderr");
+    if (s->dir == NULL)
+        return -1;
+    s->routes_file = sf_path_join(s->dir, "routes.yaml");
+    s->audit_log = sf_path_join(s->dir, "routes.audit.log");
+    return s->path && s->admin_address && s->access_log && s->routes_file && s->audit_log
+               ? 0
+               : -1;
+}
+
+int sf_settings_load(const char *path, sf_settings *s, sf_diags *d)
+{
+    static const char *const keys[] = {"listen", "admin", "routes_file", "workers", "limits",
+                                       "timeouts", "shadow", "log", "audit_log", NULL};
+    sf_ydoc y;
+    int errors_before = d->errors;
+
+    if (set_defaults(s, path) < 0) {
+        sf_diags_add(d, 0, path, 0, 0, "out of memory");
+        return -1;
+    }
+    if (sf_ydoc_load(&y, path, d) < 0) {
+        sf_ydoc_dispose(&y);
+        return -1;
+    }
+    yaml_node_t *root = sf_ydoc_root(&y);
+    if (sf_ynode_check_map(&y, root, "strangler.yaml", keys) == 0) {
+        yaml_node_t *k, *v;
+        int have_listen = 0;
+        SF_YMAP_EACH(&y, root, k, v)
+        {
+            const char *key = (const char *)k->data.scalar.value;
+            if (strcmp(key, "listen") == 0) {
+                have_listen = 1;
+                load_listen(&y, s, v);
+            } else if (strcmp(key, "admin") == 0) {
+                load_admin(&y, s, v);
+            } else if (strcmp(key, "routes_file") == 0) {
+                load_path(&y, s, v, "routes_file", &s->routes_file);
+            } else if (strcmp(key, "workers") == 0) {
+                const char *w = sf_ynode_scalar(&y, v, "workers");
+                uint64_t n;
+                if (w == NULL)
+                    continue;
+                if (strcmp(w, "auto") == 0)
+                    s->workers = 0;
+                else if (sf_yget_uint(&y, v, "workers", 1, 256, &n) == 0)
+                    s->workers = (int)n;
+                if (s->workers != 1)
+                    sf_ydoc_error(&y, v, "this build runs one event-loop worker; "
+                                         "workers must be 1");
+            } else if (strcmp(key, "limits") == 0) {
+                load_limits(&y, s, v);
+            } else if (strcmp(key, "timeouts") == 0) {
+                load_timeouts(&y, s, v);
+            } else if (strcmp(key, "shadow") == 0) {
+                load_shadow(&y, s, v);
+            } else if (strcmp(key, "log") == 0) {
+                load_log(&y, s, v);
+            } else if (strcmp(key, "audit_log") == 0) {
+                load_path(&y, s, v, "audit_log", &s->audit_log);
+            }
+        }
+        if (!have_listen)
+            sf_ydoc_error(&y, root, "listen is required (e.g. listen: [{address: "
+                                    "127.0.0.1:8080}])");
+    }
+    sf_ydoc_dispose(&y);
+    return d->errors > errors_before ? -1 : 0;
+}
+
+void sf_settings_dispose(sf_settings *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->nlisten; i++) {
+        free(s->listen[i].address);
+        free(s->listen[i].tls_cert);
+        free(s->listen[i].tls_key);
+    }
+    free(s->listen);
+    free(s->path);
+    free(s->dir);
+    free(s->admin_address);
+    free(s->admin_token_file);
+    free(s->routes_file);
+    free(s->access_log);
+    free(s->audit_log);
+    memset(s, 0, sizeof(*s));
+}

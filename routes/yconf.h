@@ -1,0 +1,62 @@
+/* Typed, located access to a YAML document for the config loaders: every problem becomes a
+ * diagnostic at the offending node's FILE:LINE:COL, and loading goes on to find the rest. */
+#ifndef SF_YCONF_H
+#define SF_YCONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <yaml.h>
+
+#include "diag.h"
+
+typedef struct {
+    yaml_document_t doc;
+    const char *file; /* borrowed: the path as given, used in messages */
+    sf_diags *diags;  /* borrowed */
+    int loaded;
+} sf_ydoc;
+
+/* Parses path into y. Returns 0, or -1 with a diagnostic (unreadable file, YAML syntax error
+ * at its position, empty document). */
+int sf_ydoc_load(sf_ydoc *y, const char *path, sf_diags *d);
+void sf_ydoc_dispose(sf_ydoc *y);
+yaml_node_t *sf_ydoc_root(sf_ydoc *y);
+yaml_node_t *sf_ydoc_node(sf_ydoc *y, int index);
+
+/* An error (or warning) located at node n. */
+void sf_ydoc_error(sf_ydoc *y, const yaml_node_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void sf_ydoc_warning(sf_ydoc *y, const yaml_node_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The scalar's text (NUL-terminated, borrowed), or NULL with an error naming what was
+ * expected when n is not a scalar. */
+const char *sf_ynode_scalar(sf_ydoc *y, const yaml_node_t *n, const char *what);
+
+/* True for a plain scalar null: "null", "~" or empty. */
+int sf_ynode_is_null(const yaml_node_t *n);
+
+/* Checks that n is a mapping whose keys are all among the NULL-terminated list known;
+ * unknown keys are errors listing the known ones. Returns 0 when n is a mapping. */
+int sf_ynode_check_map(sf_ydoc *y, const yaml_node_t *n, const char *what,
+                       const char *const *known);
+
+/* Value parsers: each returns 0 and stores the value, or -1 after recording an error. */
+int sf_yget_string(sf_ydoc *y, const yaml_node_t *n, const char *what, char **out);
+int sf_yget_uint(sf_ydoc *y, const yaml_node_t *n, const char *what, uint64_t min,
+                 uint64_t max, uint64_t *out);
+int sf_yget_bool(sf_ydoc *y, const yaml_node_t *n, const char *what, int *out);
+/* Durations take a unit: "250ms", "10s", "2m". */
+int sf_yget_duration_ms(sf_ydoc *y, const yaml_node_t *n, const char *what, uint64_t *out);
+
+/* Iterate a mapping: for (pair...) with key text and value node. */
+#define SF_YCAT_(a, b) a##b
+#define SF_YCAT(a, b) SF_YCAT_(a, b)
+#define SF_YMAP_EACH(y, map, k_, v_) SF_YMAP_EACH_(y, map, k_, v_, SF_YCAT(sf_pair_, __LINE__))
+#define SF_YMAP_EACH_(y, map, k_, v_, it)                                                    \
+    for (yaml_node_pair_t *it = (map)->data.mapping.pairs.start;                             \
+         it < (map)->data.mapping.pairs.top && ((k_) = sf_ydoc_node((y), it->key)) != NULL && \
+         ((v_) = sf_ydoc_node((y), it->value)) != NULL;                                      \
+         it++)
+
+#endif
