@@ -113,7 +113,7 @@ unit: all
 	prove $(UNIT_BINS)
 
 run: deps all
-	@sh conf/run-demo.sh
+	@bash conf/run-demo.sh
 
 bench: deps all
 	@bash bench/run.sh
