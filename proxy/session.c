@@ -459,6 +459,24 @@ static char *put_header(char *w, sf_slice name, sf_slice value)
     return w;
 }
 
+/* Moves n bytes from one buffer to the other without copying; with frame set, as one chunk of
+ * the chunked coding (our own canonical framing, whatever the sender's was). Returns the bytes
+ * added to "to". */
+static size_t move_body(struct evbuffer *from, struct evbuffer *to, size_t n, int frame)
+{
+    size_t added = n;
+    if (frame) {
+        char hdr[24];
+        int k = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
+        evbuffer_add(to, hdr, (size_t)k);
+        added += (size_t)k + 2;
+    }
+    evbuffer_remove_buffer(from, to, n);
+    if (frame)
+        evbuffer_add(to, "\r\n", 2);
+    return added;
+}
+
 /* Writes the request head for the upstream into out. Returns its length, or -1. */
 static ssize_t build_upstream_head(sf_client *c, const sf_http_request *req, size_t head_len,
                                    struct evbuffer *out, char **copy)
@@ -693,11 +711,7 @@ static int forward_body(sf_client *c)
                     x->keepalive = 0;
                     return finalize(c, 413, "body too large");
                 }
-                char hdr[24];
-                int n = snprintf(hdr, sizeof(hdr), "%zx\r\n", dlen);
-                evbuffer_add(up->out, hdr, (size_t)n);
-                evbuffer_remove_buffer(c->in, up->out, dlen);
-                evbuffer_add(up->out, "\r\n", 2);
+                move_body(c->in, up->out, dlen, 1);
                 x->bytes_in += dlen;
                 sf_chunked_data(&x->req_ch, dlen);
             }
@@ -1060,16 +1074,7 @@ static int relay_body(sf_client *c)
                 return -1;
             evbuffer_drain(in, (size_t)f);
             if (dlen > 0) {
-                if (x->client_chunked) {
-                    char hdr[24];
-                    int n = snprintf(hdr, sizeof(hdr), "%zx\r\n", dlen);
-                    evbuffer_add(c->out, hdr, (size_t)n);
-                    x->bytes_out += (size_t)n + 2;
-                }
-                evbuffer_remove_buffer(in, c->out, dlen);
-                if (x->client_chunked)
-                    evbuffer_add(c->out, "\r\n", 2);
-                x->bytes_out += dlen;
+                x->bytes_out += move_body(in, c->out, dlen, x->client_chunked);
                 sf_chunked_data(&x->resp_ch, dlen);
             }
             if (sf_chunked_done(&x->resp_ch)) {
@@ -1088,16 +1093,7 @@ static int relay_body(sf_client *c)
         size_t n = evbuffer_get_length(in);
         if (n == 0)
             return 0;
-        if (x->client_chunked) {
-            char hdr[24];
-            int k = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
-            evbuffer_add(c->out, hdr, (size_t)k);
-            x->bytes_out += (size_t)k + 2;
-        }
-        evbuffer_remove_buffer(in, c->out, n);
-        if (x->client_chunked)
-            evbuffer_add(c->out, "\r\n", 2);
-        x->bytes_out += n;
+        x->bytes_out += move_body(in, c->out, n, x->client_chunked);
         return 0;
     }
     }
