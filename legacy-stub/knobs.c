@@ -1,0 +1,169 @@
+/* knobs.c — parsing of the fault knobs (see knobs.h). Names and ranges live here and in
+ * sf_knobs_help only, so --help cannot drift from what the parser accepts. */
+#include "knobs.h"
+#include "query.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+const char sf_knobs_help[] =
+    "Fault knobs (every endpoint; query parameter or request header, the query wins):\n"
+    "  delay_ms=N      X-Stub-Delay-Ms: N    wait N ms (0..600000) before answering\n"
+    "  status=N        X-Stub-Status: N      answer with status N (200..599); the body stays\n"
+    "                                        what the endpoint would send (none for 204, 304)\n"
+    "  reset=before    X-Stub-Reset: before  read the request, then abort the connection with\n"
+    "                                        a TCP RST, sending nothing\n"
+    "  reset=mid       X-Stub-Reset: mid     send the head (with the full Content-Length) and\n"
+    "                                        half the body, then abort with a TCP RST\n"
+    "  slow_ms=N       X-Stub-Slow-Ms: N     send the body in 10 pieces, N ms (0..10000) apart\n"
+    "  chunked=1       X-Stub-Chunked: 1     Transfer-Encoding: chunked instead of\n"
+    "                                        Content-Length (HTTP/1.1 requests only)\n"
+    "  Knobs combine: the delay comes first, then the status, framing, pacing and reset\n"
+    "  apply to the answer. A malformed knob value is answered with 400 and no knob applied.\n";
+
+/* Looks a knob up: query parameter first, then the header. Returns 1 found, 0 absent, -1 bad. */
+static int lookup(const char *query, const struct evkeyvalq *headers, const char *param,
+                  const char *header, char *out, size_t outlen, char *err, size_t errlen)
+{
+    const char *v;
+    size_t n;
+    int rc = sf_query_get(query, param, out, outlen);
+
+    if (rc < 0) {
+        snprintf(err, errlen, "query parameter %s: malformed or too long value", param);
+        return -1;
+    }
+    if (rc > 0)
+        return 1;
+    v = headers != NULL ? evhttp_find_header(headers, header) : NULL;
+    if (v == NULL)
+        return 0;
+    n = strlen(v);
+    if (n >= outlen) {
+        snprintf(err, errlen, "header %s: value too long", header);
+        return -1;
+    }
+    memcpy(out, v, n + 1);
+    return 1;
+}
+
+/* Decimal digits only: strtol alone would take "+5", " 5" and "5abc". */
+static int parse_range(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    long v;
+
+    if (*s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_bool(const char *s, int *out)
+{
+    /* A bare "?chunked" switches the knob on. */
+    if (!strcmp(s, "") || !strcmp(s, "1") || !strcmp(s, "true") || !strcmp(s, "yes") ||
+        !strcmp(s, "on")) {
+        *out = 1;
+        return 0;
+    }
+    if (!strcmp(s, "0") || !strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "off")) {
+        *out = 0;
+        return 0;
+    }
+    return -1;
+}
+
+void sf_knobs_init(struct sf_knobs *k)
+{
+    k->delay_ms = 0;
+    k->status = 0;
+    k->reset = SF_KNOBS_RESET_NONE;
+    k->slow_ms = -1;
+    k->chunked = 0;
+}
+
+int sf_knobs_parse(struct sf_knobs *k, const char *query, const struct evkeyvalq *headers,
+                   char *err, size_t errlen)
+{
+    char v[64];
+    long n;
+    int rc;
+
+    sf_knobs_init(k);
+
+    rc = lookup(query, headers, "delay_ms", "X-Stub-Delay-Ms", v, sizeof(v), err, errlen);
+    if (rc < 0)
+        goto fail;
+    if (rc > 0) {
+        if (parse_range(v, 0, SF_KNOBS_MAX_MS, &n) < 0) {
+            snprintf(err, errlen, "delay_ms (X-Stub-Delay-Ms) must be 0..%ld, got \"%s\"",
+                     SF_KNOBS_MAX_MS, v);
+            goto fail;
+        }
+        k->delay_ms = n;
+    }
+
+    rc = lookup(query, headers, "status", "X-Stub-Status", v, sizeof(v), err, errlen);
+    if (rc < 0)
+        goto fail;
+    if (rc > 0) {
+        /* 1xx are not final answers: evhttp would frame them as one and confuse every client. */
+        if (parse_range(v, 200, 599, &n) < 0) {
+            snprintf(err, errlen, "status (X-Stub-Status) must be 200..599, got \"%s\"", v);
+            goto fail;
+        }
+        k->status = (int)n;
+    }
+
+    rc = lookup(query, headers, "reset", "X-Stub-Reset", v, sizeof(v), err, errlen);
+    if (rc < 0)
+        goto fail;
+    if (rc > 0) {
+        if (!strcmp(v, "before")) {
+            k->reset = SF_KNOBS_RESET_BEFORE;
+        } else if (!strcmp(v, "mid")) {
+            k->reset = SF_KNOBS_RESET_MID;
+        } else if (!strcmp(v, "none")) {
+            k->reset = SF_KNOBS_RESET_NONE;
+        } else {
+            snprintf(err, errlen, "reset (X-Stub-Reset) must be before, mid or none, got \"%s\"",
+                     v);
+            goto fail;
+        }
+    }
+
+    rc = lookup(query, headers, "slow_ms", "X-Stub-Slow-Ms", v, sizeof(v), err, errlen);
+    if (rc < 0)
+        goto fail;
+    if (rc > 0) {
+        if (parse_range(v, 0, SF_KNOBS_MAX_SLOW_MS, &n) < 0) {
+            snprintf(err, errlen, "slow_ms (X-Stub-Slow-Ms) must be 0..%ld, got \"%s\"",
+                     SF_KNOBS_MAX_SLOW_MS, v);
+            goto fail;
+        }
+        k->slow_ms = n;
+    }
+
+    rc = lookup(query, headers, "chunked", "X-Stub-Chunked", v, sizeof(v), err, errlen);
+    if (rc < 0)
+        goto fail;
+    if (rc > 0 && parse_bool(v, &k->chunked) < 0) {
+        snprintf(err, errlen, "chunked (X-Stub-Chunked) must be 1 or 0, got \"%s\"", v);
+        goto fail;
+    }
+    return 0;
+
+fail:
+    sf_knobs_init(k);
+    return -1;
+}
