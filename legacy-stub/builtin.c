@@ -66,10 +66,9 @@ static void echo(struct sf_stub_req *r)
     evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer_host, &peer_port);
     snprintf(peer, sizeof(peer), "%s:%u", peer_host ? peer_host : "?", (unsigned)peer_port);
 
-    out = json_pack("{s:s, s:o, s:s, s:o, s:I, s:s, s:s}", "method", sf_stub_req_method(r),
-                    "path", sf_stub_json_text(evhttp_request_get_uri(req)), "version", version,
-                    "headers", headers, "body_length", (json_int_t)len, "body_sha256", hex,
-                    "peer", peer);
+    out = json_pack("{s:s, s:o, s:s, s:o, s:I, s:s, s:s}", "method", sf_stub_req_method(r), "path",
+                    sf_stub_json_text(evhttp_request_get_uri(req)), "version", version, "headers",
+                    headers, "body_length", (json_int_t)len, "body_sha256", hex, "peer", peer);
     headers = NULL; /* json_pack's "o" took it, even on failure */
     sf_stub_reply_json(r, 200, out);
     return;

@@ -13,7 +13,7 @@
 
 #include <event2/event_struct.h>
 
-#define BUF_CAP 65536
+#define BUF_CAP        65536
 #define LINE_MAX_BYTES 4096
 
 struct sf_accesslog {
@@ -138,8 +138,7 @@ static void timestamp(sf_accesslog *l, char *out, size_t len)
         struct tm tm;
         gmtime_r(&tv.tv_sec, &tm);
         snprintf(l->ts_prefix, sizeof(l->ts_prefix), "%04d-%02d-%02dT%02d:%02d:%02d",
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                 tm.tm_sec);
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
         l->ts_sec = tv.tv_sec;
     }
     snprintf(out, len, "%s.%03dZ", l->ts_prefix, (int)(tv.tv_usec / 1000));
@@ -153,19 +152,19 @@ void sf_accesslog_write(sf_accesslog *l, const sf_access_entry *e)
     char ts[80];
     size_t o = 0;
     timestamp(l, ts, sizeof(ts));
-#define LIT(s)                                                                               \
-    do {                                                                                     \
-        size_t n_ = sizeof(s) - 1;                                                           \
-        if (o + n_ < sizeof(line)) {                                                         \
-            memcpy(line + o, s, n_);                                                         \
-            o += n_;                                                                         \
-        }                                                                                    \
+#define LIT(s)                                                                                     \
+    do {                                                                                           \
+        size_t n_ = sizeof(s) - 1;                                                                 \
+        if (o + n_ < sizeof(line)) {                                                               \
+            memcpy(line + o, s, n_);                                                               \
+            o += n_;                                                                               \
+        }                                                                                          \
     } while (0)
-#define FMT(...)                                                                             \
-    do {                                                                                     \
-        int n_ = snprintf(line + o, sizeof(line) - o, __VA_ARGS__);                          \
-        if (n_ > 0 && (size_t)n_ < sizeof(line) - o)                                         \
-            o += (size_t)n_;                                                                 \
+#define FMT(...)                                                                                   \
+    do {                                                                                           \
+        int n_ = snprintf(line + o, sizeof(line) - o, __VA_ARGS__);                                \
+        if (n_ > 0 && (size_t)n_ < sizeof(line) - o)                                               \
+            o += (size_t)n_;                                                                       \
     } while (0)
     LIT("{\"ts\":\"");
     FMT("%s", ts);

@@ -7,17 +7,15 @@
 /* tchar (RFC 9110 §5.6.2) */
 static const unsigned char tchar[256] = {
     ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
-    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
-    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
-    ['8'] = 1, ['9'] = 1,
-    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
-    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
-    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
-    ['Y'] = 1, ['Z'] = 1,
-    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
-    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
-    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
-    ['y'] = 1, ['z'] = 1,
+    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1,  ['~'] = 1, ['0'] = 1,
+    ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,  ['7'] = 1, ['8'] = 1,
+    ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1,  ['F'] = 1, ['G'] = 1,
+    ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1,  ['N'] = 1, ['O'] = 1,
+    ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,  ['V'] = 1, ['W'] = 1,
+    ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1,  ['d'] = 1, ['e'] = 1,
+    ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1,  ['l'] = 1, ['m'] = 1,
+    ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1,  ['t'] = 1, ['u'] = 1,
+    ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
 };
 
 /* Request-target bytes in origin-form: VCHAR except '#' (fragments are never sent) and
@@ -227,8 +225,7 @@ static ssize_t parse_headers(const char *p, const char *end, sf_http_header *hea
             }
             break;
         case 6:
-            if (SF_HTTP_NAME_IS(h->name, "expect") &&
-                IEQ(h->value.p, h->value.len, "100-continue"))
+            if (SF_HTTP_NAME_IS(h->name, "expect") && IEQ(h->value.p, h->value.len, "100-continue"))
                 hs->flags |= SF_HTTP_F_EXPECT_CONTINUE;
             break;
         case 10:
@@ -271,8 +268,7 @@ static int valid_host(sf_slice v)
 }
 
 ssize_t sf_http_parse_request(const char *buf, size_t len, sf_http_request *req,
-                              sf_http_header *headers, size_t capacity,
-                              const sf_http_limits *lim)
+                              sf_http_header *headers, size_t capacity, const sf_http_limits *lim)
 {
     const char *p = buf, *end;
     size_t skip = 0;
@@ -280,46 +276,53 @@ ssize_t sf_http_parse_request(const char *buf, size_t len, sf_http_request *req,
     /* RFC 9112 §2.2: ignore at least one empty line before the request-line. */
     while (skip + 1 < len && buf[skip] == '\r' && buf[skip + 1] == '\n' && skip < 8)
         skip += 2;
-    if (skip < len && (buf[skip] == '\r' || buf[skip] == '\n') && len - skip >= 2)
+    if (skip < len && (buf[skip] == '\r' || buf[skip] == '\n')) {
+        if (buf[skip] == '\r' && len - skip == 1)
+            return SF_HTTP_INCOMPLETE; /* the LF that follows decides */
         return SF_HTTP_E_SYNTAX;
+    }
     p = buf + skip;
     size_t avail = len - skip;
 
+    /* Checks run in the same order on a partial and on a whole head (method, bare CR or LF,
+     * size, then the rest), so a message gets the same verdict however it was split. */
     size_t head_len = find_head_end(p, avail);
     if (head_len == 0) {
-        /* Decide early on an over-long head: 414 if the request line itself is unfinished,
-         * 431 otherwise. A bare LF anywhere is already known to be invalid. */
+        /* Reject garbage before waiting for more: the method must be a non-empty token. */
+        size_t i = 0;
+        while (i < avail && tchar[(unsigned char)p[i]])
+            i++;
+        if (i < avail && (i == 0 || p[i] != ' '))
+            return SF_HTTP_E_METHOD;
+        /* A bare LF anywhere is already known to be invalid. */
         const char *lf = memchr(p, '\n', avail);
         if (lf != NULL && (lf == p || lf[-1] != '\r'))
             return SF_HTTP_E_SYNTAX;
-        if (avail > lim->max_head_bytes)
-            return lf == NULL ? SF_HTTP_E_URI_TOO_LONG : SF_HTTP_E_HEADERS_TOO_BIG;
-        if (lf == NULL && avail > 0) {
-            /* Reject garbage before waiting for more: the method must be a token. */
-            size_t i = 0;
-            while (i < avail && tchar[(unsigned char)p[i]])
-                i++;
-            if (i < avail && p[i] != ' ')
-                return SF_HTTP_E_METHOD;
+        /* Decide early on an over-long head: 414 only when the request line itself (CR
+         * excluded) is over the limit, however many bytes came with it; 431 otherwise. */
+        if (avail > lim->max_head_bytes) {
+            size_t line = lf != NULL ? (size_t)(lf - p) - 1 : avail - (p[avail - 1] == '\r');
+            return line > lim->max_head_bytes ? SF_HTTP_E_URI_TOO_LONG : SF_HTTP_E_HEADERS_TOO_BIG;
         }
         return SF_HTTP_INCOMPLETE;
     }
     end = p + head_len;
 
-    /* request-line = method SP request-target SP HTTP-version CRLF */
-    const char *line_end = memchr(p, '\r', head_len);
-    if (line_end[1] != '\n')
-        return SF_HTTP_E_SYNTAX;
-    if ((size_t)(line_end - p) > lim->max_head_bytes)
+    /* request-line = method SP request-target SP HTTP-version CRLF. The method scan stops at
+     * the latest at the head's final CR (not a tchar). */
+    const char *m = p;
+    while (p < end && tchar[(unsigned char)*p])
+        p++;
+    if (p == m || *p != ' ')
+        return SF_HTTP_E_METHOD;
+    const char *line_end = memchr(p, '\r', (size_t)(end - p));
+    if (line_end[1] != '\n' || memchr(m, '\n', (size_t)(line_end - m)) != NULL)
+        return SF_HTTP_E_SYNTAX; /* bare CR or LF */
+    if ((size_t)(line_end - m) > lim->max_head_bytes)
         return SF_HTTP_E_URI_TOO_LONG;
     if (head_len > lim->max_head_bytes)
         return SF_HTTP_E_HEADERS_TOO_BIG;
 
-    const char *m = p;
-    while (p < line_end && tchar[(unsigned char)*p])
-        p++;
-    if (p == m || p == line_end || *p != ' ')
-        return SF_HTTP_E_METHOD;
     req->method.p = m;
     req->method.len = (size_t)(p - m);
     p++;
@@ -360,22 +363,17 @@ ssize_t sf_http_parse_request(const char *buf, size_t len, sf_http_request *req,
         if (req->authority.len == 0 || !valid_host(req->authority) ||
             memchr(a, '@', req->authority.len) != NULL)
             return SF_HTTP_E_TARGET;
-        if (slash == tend || *slash == '?') {
-            /* "http://h" or "http://h?q": the path is "/" (RFC 9112 §3.2.2) */
-            req->path.p = NULL;
-            req->path.len = 0;
-        } else {
-            req->path.p = slash;
-            req->path.len = (size_t)(tend - slash);
-        }
+        /* The origin-form part: "/p?q", or "?q" / "" when the target has no path, which the
+         * caller sends as "/?q" / "/" (RFC 9112 §3.2.2). */
+        req->path.p = slash;
+        req->path.len = (size_t)(tend - slash);
         req->flags |= SF_HTTP_F_ABSOLUTE_FORM;
     } else {
         return SF_HTTP_E_TARGET;
     }
 
     header_scan hs;
-    ssize_t rc = parse_headers(line_end + 2, end, headers, capacity,
-                               lim->max_headers, &hs);
+    ssize_t rc = parse_headers(line_end + 2, end, headers, capacity, lim->max_headers, &hs);
     if (rc < 0)
         return rc;
     req->headers = headers;
@@ -398,14 +396,13 @@ ssize_t sf_http_parse_request(const char *buf, size_t len, sf_http_request *req,
 }
 
 ssize_t sf_http_parse_response(const char *buf, size_t len, sf_http_response *resp,
-                               sf_http_header *headers, size_t capacity,
-                               const sf_http_limits *lim)
+                               sf_http_header *headers, size_t capacity, const sf_http_limits *lim)
 {
     size_t head_len = find_head_end(buf, len);
     if (head_len == 0) {
         const char *lf = memchr(buf, '\n', len);
         if (lf != NULL && (lf == buf || lf[-1] != '\r'))
-            return SF_HTTP_E_SYNTAX;
+            return SF_HTTP_E_STATUS; /* the first LF ends the status line: as on a whole head */
         if (len > lim->max_head_bytes)
             return SF_HTTP_E_HEADERS_TOO_BIG;
         if (len >= 5 && memcmp(buf, "HTTP/", 5) != 0)
@@ -435,8 +432,8 @@ ssize_t sf_http_parse_response(const char *buf, size_t len, sf_http_response *re
             return SF_HTTP_E_STATUS;
 
     header_scan hs;
-    ssize_t rc = parse_headers(line_end + 2, buf + head_len, headers, capacity,
-                               lim->max_headers, &hs);
+    ssize_t rc =
+        parse_headers(line_end + 2, buf + head_len, headers, capacity, lim->max_headers, &hs);
     if (rc < 0)
         return rc;
     resp->headers = headers;
@@ -502,23 +499,23 @@ const char *sf_http_error_str(ssize_t err)
 
 /* Chunked decoder states. */
 enum {
-    CH_SIZE,       /* hex digits of a chunk size */
-    CH_EXT,        /* after the size: chunk extensions up to CR */
-    CH_SIZE_LF,    /* CR seen after the size line, LF due */
-    CH_DATA,       /* chunk data */
-    CH_DATA_CR,    /* CRLF after chunk data */
+    CH_SIZE,    /* hex digits of a chunk size */
+    CH_EXT,     /* after the size: chunk extensions up to CR */
+    CH_SIZE_LF, /* CR seen after the size line, LF due */
+    CH_DATA,    /* chunk data */
+    CH_DATA_CR, /* CRLF after chunk data */
     CH_DATA_LF,
-    CH_TRAILER,    /* start of a trailer line, or the final CRLF */
+    CH_TRAILER, /* start of a trailer line, or the final CRLF */
     CH_TRAILER_LINE,
     CH_TRAILER_LF,
-    CH_END_LF,     /* the final CRLF's LF */
+    CH_END_LF, /* the final CRLF's LF */
     CH_DONE,
 };
 
 /* Limits that keep a hostile peer from making us scan forever without progress. */
-#define CHUNK_LINE_MAX 4096
+#define CHUNK_LINE_MAX    4096
 #define CHUNK_TRAILER_MAX 16384
-#define CHUNK_MAX_DIGITS 15
+#define CHUNK_MAX_DIGITS  15
 
 void sf_chunked_init(sf_chunked *c)
 {
@@ -654,6 +651,10 @@ ssize_t sf_chunked_parse(sf_chunked *c, const char *buf, size_t len, size_t *dat
 
 void sf_chunked_data(sf_chunked *c, size_t n)
 {
+    /* n == 0 is allowed in any state (a caller may pass back every data_len it got) and must not
+     * end a chunk that is not in its data, nor undo CH_DONE. */
+    if (c->state != CH_DATA || n == 0)
+        return;
     c->remaining -= n;
     if (c->remaining == 0)
         c->state = CH_DATA_CR;

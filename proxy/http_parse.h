@@ -21,19 +21,19 @@ typedef struct {
  * negative value is an error; sf_http_error_status() gives the status to answer with. */
 enum {
     SF_HTTP_INCOMPLETE = -1,
-    SF_HTTP_E_SYNTAX = -2,         /* malformed line, bare CR/LF, control byte, bad token: 400 */
-    SF_HTTP_E_METHOD = -3,         /* method is not a token: 400 */
-    SF_HTTP_E_CONNECT = -4,        /* CONNECT is not proxied: 405 */
-    SF_HTTP_E_TARGET = -5,         /* request-target malformed or of a form not accepted: 400 */
-    SF_HTTP_E_VERSION = -6,        /* not HTTP/1.0 or HTTP/1.1: 400 */
-    SF_HTTP_E_URI_TOO_LONG = -7,   /* request line longer than the head limit: 414 */
+    SF_HTTP_E_SYNTAX = -2,          /* malformed line, bare CR/LF, control byte, bad token: 400 */
+    SF_HTTP_E_METHOD = -3,          /* method is not a token: 400 */
+    SF_HTTP_E_CONNECT = -4,         /* CONNECT is not proxied: 405 */
+    SF_HTTP_E_TARGET = -5,          /* request-target malformed or of a form not accepted: 400 */
+    SF_HTTP_E_VERSION = -6,         /* not HTTP/1.0 or HTTP/1.1: 400 */
+    SF_HTTP_E_URI_TOO_LONG = -7,    /* request line longer than the head limit: 414 */
     SF_HTTP_E_HEADERS_TOO_BIG = -8, /* head over max bytes or over max header count: 431 */
-    SF_HTTP_E_HEADER = -9,         /* obs-fold, space before colon, bad name or value byte: 400 */
-    SF_HTTP_E_HOST = -10,          /* missing, duplicate or malformed Host: 400 */
+    SF_HTTP_E_HEADER = -9,          /* obs-fold, space before colon, bad name or value byte: 400 */
+    SF_HTTP_E_HOST = -10,           /* missing, duplicate or malformed Host: 400 */
     SF_HTTP_E_CONTENT_LENGTH = -11, /* malformed, differing or overflowing Content-Length: 400 */
     SF_HTTP_E_TRANSFER_ENCODING = -12, /* anything but one final "chunked", or on HTTP/1.0: 400 */
-    SF_HTTP_E_CL_AND_TE = -13,     /* both Content-Length and Transfer-Encoding: 400 */
-    SF_HTTP_E_STATUS = -14,        /* response status line malformed (upstream: 502) */
+    SF_HTTP_E_CL_AND_TE = -13,         /* both Content-Length and Transfer-Encoding: 400 */
+    SF_HTTP_E_STATUS = -14,            /* response status line malformed (upstream: 502) */
 };
 
 /* Flags set while parsing a head. */
@@ -57,14 +57,15 @@ typedef struct {
 typedef struct {
     sf_slice method;
     sf_slice target;    /* as received (origin-form, absolute-form or "*") */
-    sf_slice path;      /* origin-form part of target: "/p?q" (absolute-form: after authority) */
+    sf_slice path;      /* origin-form part of target: "/p?q"; absolute-form: what follows the
+                         * authority, which may be "" or start with '?' (send "/" first) */
     sf_slice authority; /* absolute-form only: host[:port] from the target */
     int minor_version;  /* 0 or 1 */
     unsigned flags;
-    int64_t content_length; /* -1 when absent */
-    int host_index;         /* index of the Host header, -1 when absent */
-    int request_id_index;   /* index of X-Request-Id, -1 when absent */
-    int connection_index;   /* index of the first Connection header, -1 when absent */
+    int64_t content_length;  /* -1 when absent */
+    int host_index;          /* index of the Host header, -1 when absent */
+    int request_id_index;    /* index of X-Request-Id, -1 when absent */
+    int connection_index;    /* index of the first Connection header, -1 when absent */
     sf_http_header *headers; /* caller's array */
     size_t num_headers;
 } sf_http_request;
@@ -84,14 +85,12 @@ typedef struct {
  * Returns the number of bytes the head took (> 0), SF_HTTP_INCOMPLETE, or an SF_HTTP_E_* code.
  * Framing checks (Content-Length, Transfer-Encoding, Host) are part of the parse. */
 ssize_t sf_http_parse_request(const char *buf, size_t len, sf_http_request *req,
-                              sf_http_header *headers, size_t capacity,
-                              const sf_http_limits *lim);
+                              sf_http_header *headers, size_t capacity, const sf_http_limits *lim);
 
 /* Parses a response head; same contract as sf_http_parse_request. Status line errors are
  * SF_HTTP_E_STATUS; a caller talking to an upstream answers every error with 502. */
 ssize_t sf_http_parse_response(const char *buf, size_t len, sf_http_response *resp,
-                               sf_http_header *headers, size_t capacity,
-                               const sf_http_limits *lim);
+                               sf_http_header *headers, size_t capacity, const sf_http_limits *lim);
 
 /* The HTTP status to answer a request-parse error with (400, 405, 414 or 431). */
 int sf_http_error_status(ssize_t err);
@@ -108,9 +107,9 @@ int sf_http_name_is(sf_slice name, const char *lc, size_t lclen);
  * header lines and dropped. */
 typedef struct {
     int state;
-    uint64_t remaining;  /* data bytes left in the current chunk */
-    unsigned digits;     /* hex digits seen in the current size line */
-    size_t line_bytes;   /* bytes in the current size/extension/trailer line */
+    uint64_t remaining; /* data bytes left in the current chunk */
+    unsigned digits;    /* hex digits seen in the current size line */
+    size_t line_bytes;  /* bytes in the current size/extension/trailer line */
     size_t trailer_bytes;
 } sf_chunked;
 

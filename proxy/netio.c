@@ -12,8 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-int sf_addr_resolve(const char *host, unsigned port, struct sockaddr_storage *addr,
-                    socklen_t *len, char *err, size_t errlen)
+int sf_addr_resolve(const char *host, unsigned port, struct sockaddr_storage *addr, socklen_t *len,
+                    char *err, size_t errlen)
 {
     struct addrinfo hints, *res = NULL;
     char portstr[8];
@@ -32,8 +32,8 @@ int sf_addr_resolve(const char *host, unsigned port, struct sockaddr_storage *ad
     return 0;
 }
 
-int sf_addr_parse(const char *hostport, struct sockaddr_storage *addr, socklen_t *len,
-                  char *err, size_t errlen)
+int sf_addr_parse(const char *hostport, struct sockaddr_storage *addr, socklen_t *len, char *err,
+                  size_t errlen)
 {
     char host[256];
     const char *colon = strrchr(hostport, ':');
@@ -121,8 +121,7 @@ void sf_addr_ip(const struct sockaddr_storage *addr, char *out, size_t len)
     if (addr->ss_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)addr)->sin_addr, out, (socklen_t)len);
     else if (addr->ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)addr)->sin6_addr, out,
-                  (socklen_t)len);
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)addr)->sin6_addr, out, (socklen_t)len);
     else
         snprintf(out, len, "unknown");
 }

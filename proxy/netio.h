@@ -13,11 +13,11 @@
 
 /* Resolves "host:port" or "[v6]:port" (numeric or a name) into addr. Returns 0, or -1 with a
  * reason in err. */
-int sf_addr_parse(const char *hostport, struct sockaddr_storage *addr, socklen_t *len,
-                  char *err, size_t errlen);
+int sf_addr_parse(const char *hostport, struct sockaddr_storage *addr, socklen_t *len, char *err,
+                  size_t errlen);
 /* Resolves host and port into addr (first result). */
-int sf_addr_resolve(const char *host, unsigned port, struct sockaddr_storage *addr,
-                    socklen_t *len, char *err, size_t errlen);
+int sf_addr_resolve(const char *host, unsigned port, struct sockaddr_storage *addr, socklen_t *len,
+                    char *err, size_t errlen);
 
 /* A non-blocking listening socket with SO_REUSEADDR. Returns the fd or -1 (errno set). */
 int sf_listen_socket(const struct sockaddr_storage *addr, socklen_t len, int backlog);

@@ -14,13 +14,13 @@
 #include "log.h"
 #include "netio.h"
 
-#define LISTEN_BACKLOG 4096
+#define LISTEN_BACKLOG     4096
 #define ACCEPTS_PER_WAKEUP 64
 /* Idle pooled connections are closed before a typical backend's own keep-alive timeout
  * (nginx 75 s, Node 5 s is the odd one out: replays cover that race). */
-#define POOL_IDLE_MS 30000
+#define POOL_IDLE_MS  30000
 #define POOL_MAX_IDLE 1024
-#define LINGER_MS 2000
+#define LINGER_MS     2000
 
 static uint64_t rotl(uint64_t x, int k)
 {
@@ -129,8 +129,7 @@ static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
     sf_server *s = arg;
     (void)fd;
     (void)what;
-    sf_warn("drain: %zu connection(s) still open after timeouts.drain; closing them",
-            s->nclients);
+    sf_warn("drain: %zu connection(s) still open after timeouts.drain; closing them", s->nclients);
     sf_session_close_all(s);
     event_base_loopexit(s->base, NULL);
 }
@@ -173,8 +172,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_add(&s->drain_ev, &tv);
 }
 
-static int open_listener(sf_server *s, sf_listener *l, const char *address, int admin,
-                         char *err, size_t errlen)
+static int open_listener(sf_server *s, sf_listener *l, const char *address, int admin, char *err,
+                         size_t errlen)
 {
     struct sockaddr_storage addr;
     socklen_t alen;

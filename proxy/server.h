@@ -25,12 +25,12 @@ typedef struct {
 
 typedef struct sf_server {
     struct event_base *base;
-    sf_settings *cfg;       /* borrowed */
-    sf_route_table *table;  /* one reference */
+    sf_settings *cfg;      /* borrowed */
+    sf_route_table *table; /* one reference */
     sf_pool *legacy_pool;
-    sf_accesslog *alog;     /* NULL when off */
+    sf_accesslog *alog; /* NULL when off */
     sf_http_limits limits;
-    sf_http_header *hdrs;   /* scratch header array for the parser (single thread) */
+    sf_http_header *hdrs; /* scratch header array for the parser (single thread) */
     size_t hdrs_cap;
     /* libevent common timeouts: O(1) add and remove for these durations */
     const struct timeval *tv_client_header, *tv_client_body, *tv_keepalive, *tv_up_connect,

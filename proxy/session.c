@@ -16,11 +16,11 @@
 
 /* Output above HIGH stops the producing side; it resumes below LOW. */
 #define OUT_HIGH (512 * 1024)
-#define OUT_LOW (128 * 1024)
+#define OUT_LOW  (128 * 1024)
 /* Upstream response heads may be larger than client request heads (cookies). */
 #define RESP_HEAD_MAX 65536
-#define PATH_LOG_MAX 512
-#define REQID_MAX 64
+#define PATH_LOG_MAX  512
+#define REQID_MAX     64
 
 enum { CS_HEAD, CS_BODY, CS_WAIT, CS_CLOSING, CS_LINGER };
 enum { RM_NONE, RM_LENGTH, RM_CHUNKED, RM_CLOSE };
@@ -29,8 +29,8 @@ typedef struct {
     sf_upconn *up;
     sf_pool *pool;
     struct timespec t_start, t_up; /* monotonic */
-    int64_t req_left;      /* Content-Length bytes still to forward */
-    uint64_t req_body;     /* body bytes forwarded so far */
+    int64_t req_left;              /* Content-Length bytes still to forward */
+    uint64_t req_body;             /* body bytes forwarded so far */
     sf_chunked req_ch;
     int64_t resp_left;
     sf_chunked resp_ch;
@@ -38,8 +38,8 @@ typedef struct {
     int status;
     uint8_t resp_mode;
     unsigned req_chunked : 1, req_done : 1, resp_head : 1, resp_done : 1, up_reusable : 1,
-        keepalive : 1, is_head : 1, http10 : 1, client_chunked : 1, up_paused : 1,
-        retried : 1, active : 1;
+        keepalive : 1, is_head : 1, http10 : 1, client_chunked : 1, up_paused : 1, retried : 1,
+        active : 1;
     char *retry_head; /* the upstream head, kept while a replay on a fresh connection is safe */
     size_t retry_len;
     const char *error;
@@ -74,8 +74,8 @@ static void up_on_drained(void *owner, sf_upconn *up);
 static void up_on_write_error(void *owner, sf_upconn *up, int err);
 static void up_on_timeout(void *owner, sf_upconn *up);
 
-static const sf_upconn_ops up_ops = {up_on_read, up_on_connect, up_on_drained,
-                                     up_on_write_error, up_on_timeout};
+static const sf_upconn_ops up_ops = {up_on_read, up_on_connect, up_on_drained, up_on_write_error,
+                                     up_on_timeout};
 
 static const char *reason_phrase(int status)
 {
@@ -443,10 +443,10 @@ static int named_in_connection(const sf_http_header *h, size_t nh, sf_slice name
     return 0;
 }
 
-#define PUT(w, s, n)                                                                         \
-    do {                                                                                     \
-        memcpy((w), (s), (n));                                                               \
-        (w) += (n);                                                                          \
+#define PUT(w, s, n)                                                                               \
+    do {                                                                                           \
+        memcpy((w), (s), (n));                                                                     \
+        (w) += (n);                                                                                \
     } while (0)
 #define PUTLIT(w, lit) PUT(w, lit, sizeof(lit) - 1)
 
@@ -491,10 +491,9 @@ static ssize_t build_upstream_head(sf_client *c, const sf_http_request *req, siz
 
     PUT(w, req->method.p, req->method.len);
     *w++ = ' ';
-    if (req->path.len > 0)
-        PUT(w, req->path.p, req->path.len);
-    else
-        *w++ = '/'; /* absolute-form without a path */
+    if (req->path.len == 0 || req->path.p[0] == '?')
+        *w++ = '/'; /* absolute-form without a path: "http://h" or "http://h?q" */
+    PUT(w, req->path.p, req->path.len);
     PUTLIT(w, " HTTP/1.1\r\n");
 
     int xff_seen = 0;
@@ -636,8 +635,8 @@ static int start_request(sf_client *c, const sf_http_request *req, size_t head_l
     if (req->content_length > 0 && (uint64_t)req->content_length > s->cfg->max_body_bytes) {
         evbuffer_drain(c->in, head_len);
         x->keepalive = 0;
-        sf_info("rejected request from %s: Content-Length %lld over max_body_bytes [req %s]",
-                c->ip, (long long)req->content_length, x->reqid);
+        sf_info("rejected request from %s: Content-Length %lld over max_body_bytes [req %s]", c->ip,
+                (long long)req->content_length, x->reqid);
         return finalize(c, 413, "body too large");
     }
 
@@ -651,8 +650,7 @@ static int start_request(sf_client *c, const sf_http_request *req, size_t head_l
         return upstream_failed(c, 502, "connect to", errno);
     }
     int replayable = x->up->reused && x->req_done && is_idempotent(req->method);
-    if (build_upstream_head(c, req, head_len, x->up->out, replayable ? &x->retry_head : NULL) <
-        0) {
+    if (build_upstream_head(c, req, head_len, x->up->out, replayable ? &x->retry_head : NULL) < 0) {
         evbuffer_drain(c->in, head_len);
         return upstream_failed(c, 502, "out of memory building the request for", ENOMEM);
     }
@@ -698,8 +696,8 @@ static int forward_body(sf_client *c)
             size_t dlen;
             ssize_t f = sf_chunked_parse(&x->req_ch, v.iov_base, v.iov_len, &dlen);
             if (f < 0) {
-                sf_info("rejected request body from %s: malformed chunked framing [req %s]",
-                        c->ip, x->reqid);
+                sf_info("rejected request body from %s: malformed chunked framing [req %s]", c->ip,
+                        x->reqid);
                 x->keepalive = 0;
                 return finalize(c, 400, "malformed chunked body");
             }
@@ -768,8 +766,7 @@ static int advance(sf_client *c)
             size_t len = evbuffer_get_length(c->in);
             if (len == 0)
                 return 0;
-            size_t look = len < s->limits.max_head_bytes + 64 ? len
-                                                              : s->limits.max_head_bytes + 64;
+            size_t look = len < s->limits.max_head_bytes + 64 ? len : s->limits.max_head_bytes + 64;
             const char *buf = (const char *)evbuffer_pullup(c->in, (ev_ssize_t)look);
             sf_http_request req;
             ssize_t r = sf_http_parse_request(buf, look, &req, s->hdrs, s->hdrs_cap, &s->limits);
@@ -916,8 +913,7 @@ static void on_client_timer(evutil_socket_t fd, short what, void *arg)
         }
         return;
     case CS_BODY:
-        sf_info("request body from %s stalled past client_body; 408 [req %s]", c->ip,
-                c->x.reqid);
+        sf_info("request body from %s stalled past client_body; 408 [req %s]", c->ip, c->x.reqid);
         c->x.keepalive = 0;
         finalize(c, 408, "request body timeout");
         return;
@@ -1251,8 +1247,7 @@ static int admin_request(sf_client *c, const sf_http_request *req, size_t head_l
             respond_local(c, 200, "application/json", "{\"status\":\"ready\"}\n", 19,
                           !x->keepalive);
     } else {
-        respond_local(c, 404, "application/json", "{\"error\":\"not found\"}\n", 22,
-                      !x->keepalive);
+        respond_local(c, 404, "application/json", "{\"error\":\"not found\"}\n", 22, !x->keepalive);
     }
     x->req_done = x->req_done || !x->keepalive;
     return finalize(c, 0, NULL);

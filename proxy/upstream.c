@@ -25,8 +25,7 @@ static void on_up_write(evutil_socket_t fd, short what, void *arg);
 static void on_up_timer(evutil_socket_t fd, short what, void *arg);
 
 sf_pool *sf_pool_create(struct event_base *base, const struct sockaddr_storage *addr,
-                        socklen_t addrlen, const char *name, size_t max_idle,
-                        unsigned idle_ms)
+                        socklen_t addrlen, const char *name, size_t max_idle, unsigned idle_ms)
 {
     sf_pool *p = calloc(1, sizeof(*p));
     if (p == NULL)

@@ -40,8 +40,7 @@ struct sf_upconn {
 /* Creates a pool for the backend at addr. name is for logs ("legacy 127.0.0.1:8081").
  * max_idle bounds the idle connections kept; idle_ms closes those unused that long. */
 sf_pool *sf_pool_create(struct event_base *base, const struct sockaddr_storage *addr,
-                        socklen_t addrlen, const char *name, size_t max_idle,
-                        unsigned idle_ms);
+                        socklen_t addrlen, const char *name, size_t max_idle, unsigned idle_ms);
 /* Closes every idle connection and frees the pool. Connections in use must be gone first. */
 void sf_pool_destroy(sf_pool *p);
 const char *sf_pool_name(const sf_pool *p);

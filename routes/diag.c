@@ -20,8 +20,8 @@ void sf_diags_dispose(sf_diags *d)
     memset(d, 0, sizeof(*d));
 }
 
-void sf_diags_add(sf_diags *d, int warning, const char *file, int line, int col,
-                  const char *fmt, ...)
+void sf_diags_add(sf_diags *d, int warning, const char *file, int line, int col, const char *fmt,
+                  ...)
 {
     char msg[1024], full[1400];
     va_list ap;
@@ -29,8 +29,8 @@ void sf_diags_add(sf_diags *d, int warning, const char *file, int line, int col,
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     if (line > 0)
-        snprintf(full, sizeof(full), "%s:%d:%d: %s%s", file, line, col,
-                 warning ? "warning: " : "", msg);
+        snprintf(full, sizeof(full), "%s:%d:%d: %s%s", file, line, col, warning ? "warning: " : "",
+                 msg);
     else
         snprintf(full, sizeof(full), "%s: %s%s", file, warning ? "warning: " : "", msg);
     if (warning)

@@ -18,8 +18,8 @@ void sf_diags_dispose(sf_diags *d);
 
 /* Records an error (warning = 0) or a warning at file:line:col (1-based; line 0: no
  * position, the message is prefixed with "FILE: " only). */
-void sf_diags_add(sf_diags *d, int warning, const char *file, int line, int col,
-                  const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+void sf_diags_add(sf_diags *d, int warning, const char *file, int line, int col, const char *fmt,
+                  ...) __attribute__((format(printf, 6, 7)));
 
 /* Prints every line to f, one per line. */
 void sf_diags_print(const sf_diags *d, FILE *f);

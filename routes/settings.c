@@ -109,8 +109,9 @@ static void load_listen(sf_ydoc *y, sf_settings *s, yaml_node_t *n)
                 if (l->tls_cert == NULL || l->tls_key == NULL)
                     sf_ydoc_error(y, v, "listen tls needs both cert and key");
                 else
-                    sf_ydoc_error(y, v, "TLS termination on listeners is not supported by "
-                                        "this build yet; remove tls from this listener");
+                    sf_ydoc_error(y, v,
+                                  "TLS termination on listeners is not supported by "
+                                  "this build yet; remove tls from this listener");
             }
         }
         if (l->address == NULL)
@@ -159,9 +160,10 @@ static void load_limits(sf_ydoc *y, sf_settings *s, yaml_node_t *n)
 
 static void load_timeouts(sf_ydoc *y, sf_settings *s, yaml_node_t *n)
 {
-    static const char *const keys[] = {"client_header", "client_body", "keepalive",
-                                       "upstream_connect", "upstream_response", "drain", NULL};
-    uint64_t *dst[] = {&s->client_header_ms, &s->client_body_ms, &s->keepalive_ms,
+    static const char *const keys[] = {
+        "client_header",     "client_body", "keepalive", "upstream_connect",
+        "upstream_response", "drain",       NULL};
+    uint64_t *dst[] = {&s->client_header_ms,    &s->client_body_ms,       &s->keepalive_ms,
                        &s->upstream_connect_ms, &s->upstream_response_ms, &s->drain_ms};
     if (sf_ynode_check_map(y, n, "timeouts", keys) < 0)
         return;
@@ -197,8 +199,7 @@ static void load_shadow(sf_ydoc *y, sf_settings *s, yaml_node_t *n)
         if (strcmp(key, "max_inflight") == 0)
             sf_yget_uint(y, v, "shadow max_inflight", 0, 1000000, &s->shadow_max_inflight);
         else if (strcmp(key, "max_body_bytes") == 0)
-            sf_yget_uint(y, v, "shadow max_body_bytes", 0, INT64_MAX,
-                         &s->shadow_max_body_bytes);
+            sf_yget_uint(y, v, "shadow max_body_bytes", 0, INT64_MAX, &s->shadow_max_body_bytes);
         else if (strcmp(key, "compare_body_bytes") == 0)
             sf_yget_uint(y, v, "shadow compare_body_bytes", 0, INT64_MAX,
                          &s->shadow_compare_body_bytes);
@@ -224,8 +225,7 @@ static void load_log(sf_ydoc *y, sf_settings *s, yaml_node_t *n)
                 if (strcmp(lv, levels[i]) == 0)
                     break;
             if (levels[i] == NULL)
-                sf_ydoc_error(y, v, "log level must be debug, info, warn or error, not '%s'",
-                              lv);
+                sf_ydoc_error(y, v, "log level must be debug, info, warn or error, not '%s'", lv);
             else
                 s->log_level = i;
         } else if (strcmp(key, "access") == 0) {
@@ -270,15 +270,13 @@ static int set_defaults(sf_settings *s, const char *path)
         return -1;
     s->routes_file = sf_path_join(s->dir, "routes.yaml");
     s->audit_log = sf_path_join(s->dir, "routes.audit.log");
-    return s->path && s->admin_address && s->access_log && s->routes_file && s->audit_log
-               ? 0
-               : -1;
+    return s->path && s->admin_address && s->access_log && s->routes_file && s->audit_log ? 0 : -1;
 }
 
 int sf_settings_load(const char *path, sf_settings *s, sf_diags *d)
 {
-    static const char *const keys[] = {"listen", "admin", "routes_file", "workers", "limits",
-                                       "timeouts", "shadow", "log", "audit_log", NULL};
+    static const char *const keys[] = {"listen",   "admin",  "routes_file", "workers",   "limits",
+                                       "timeouts", "shadow", "log",         "audit_log", NULL};
     sf_ydoc y;
     int errors_before = d->errors;
 
@@ -314,8 +312,9 @@ int sf_settings_load(const char *path, sf_settings *s, sf_diags *d)
                 else if (sf_yget_uint(&y, v, "workers", 1, 256, &n) == 0)
                     s->workers = (int)n;
                 if (s->workers != 1)
-                    sf_ydoc_error(&y, v, "this build runs one event-loop worker; "
-                                         "workers must be 1");
+                    sf_ydoc_error(&y, v,
+                                  "this build runs one event-loop worker; "
+                                  "workers must be 1");
             } else if (strcmp(key, "limits") == 0) {
                 load_limits(&y, s, v);
             } else if (strcmp(key, "timeouts") == 0) {
@@ -329,8 +328,9 @@ int sf_settings_load(const char *path, sf_settings *s, sf_diags *d)
             }
         }
         if (!have_listen)
-            sf_ydoc_error(&y, root, "listen is required (e.g. listen: [{address: "
-                                    "127.0.0.1:8080}])");
+            sf_ydoc_error(&y, root,
+                          "listen is required (e.g. listen: [{address: "
+                          "127.0.0.1:8080}])");
     }
     sf_ydoc_dispose(&y);
     return d->errors > errors_before ? -1 : 0;

@@ -8,7 +8,7 @@
 #include "diag.h"
 
 typedef struct {
-    char *address; /* "host:port" as written */
+    char *address;            /* "host:port" as written */
     char *tls_cert, *tls_key; /* resolved paths, NULL without TLS */
     int line, col;
 } sf_listen_conf;

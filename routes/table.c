@@ -152,15 +152,17 @@ sf_route_table *sf_table_load(const char *path, sf_diags *d)
                 sf_ydoc_error(&y, v, "functions must be a mapping of name: URL");
             else if (v->type == YAML_MAPPING_NODE &&
                      v->data.mapping.pairs.top != v->data.mapping.pairs.start)
-                sf_ydoc_error(&y, v, "function endpoints are not supported by this build yet "
-                                     "(everything goes to legacy)");
+                sf_ydoc_error(&y, v,
+                              "function endpoints are not supported by this build yet "
+                              "(everything goes to legacy)");
         } else if (strcmp(key, "routes") == 0) {
             if (v->type != YAML_SEQUENCE_NODE && !sf_ynode_is_null(v))
                 sf_ydoc_error(&y, v, "routes must be a list");
             else if (v->type == YAML_SEQUENCE_NODE &&
                      v->data.sequence.items.top != v->data.sequence.items.start)
-                sf_ydoc_error(&y, v, "routes are not supported by this build yet "
-                                     "(everything goes to legacy)");
+                sf_ydoc_error(&y, v,
+                              "routes are not supported by this build yet "
+                              "(everything goes to legacy)");
         }
     }
     if (!have_legacy)

@@ -8,9 +8,9 @@
 #include "diag.h"
 
 typedef struct {
-    char *url;       /* as written */
-    int tls;         /* https */
-    char *host;      /* without brackets */
+    char *url;  /* as written */
+    int tls;    /* https */
+    char *host; /* without brackets */
     uint16_t port;
     char *authority; /* host[:port] as it goes in Host and SNI */
     char *path;      /* path prefix, "" when none */

@@ -30,8 +30,8 @@ int sf_ydoc_load(sf_ydoc *y, const char *path, sf_diags *d)
     if (!yaml_parser_load(&parser, &y->doc)) {
         yaml_mark_t m = parser.problem_mark;
         sf_diags_add(d, 0, path, (int)m.line + 1, (int)m.column + 1, "YAML syntax: %s%s%s",
-                     parser.problem ? parser.problem : "error",
-                     parser.context ? " " : "", parser.context ? parser.context : "");
+                     parser.problem ? parser.problem : "error", parser.context ? " " : "",
+                     parser.context ? parser.context : "");
         goto out;
     }
     y->loaded = 1;
@@ -120,8 +120,7 @@ int sf_ynode_is_null(const yaml_node_t *n)
            strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
 }
 
-int sf_ynode_check_map(sf_ydoc *y, const yaml_node_t *n, const char *what,
-                       const char *const *known)
+int sf_ynode_check_map(sf_ydoc *y, const yaml_node_t *n, const char *what, const char *const *known)
 {
     if (n->type != YAML_MAPPING_NODE) {
         sf_ydoc_error(y, n, "%s must be a mapping, not %s", what, kind_name(n));
@@ -146,8 +145,8 @@ int sf_ynode_check_map(sf_ydoc *y, const yaml_node_t *n, const char *what,
         size_t off = 0;
         list[0] = '\0';
         for (i = 0; known[i] != NULL && off < sizeof(list); i++)
-            off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", i ? ", " : "",
-                                    known[i]);
+            off +=
+                (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", i ? ", " : "", known[i]);
         sf_ydoc_error(y, k, "unknown key '%s' in %s (known keys: %s)", key, what, list);
     }
     return 0;
@@ -170,8 +169,8 @@ int sf_yget_string(sf_ydoc *y, const yaml_node_t *n, const char *what, char **ou
     return 0;
 }
 
-int sf_yget_uint(sf_ydoc *y, const yaml_node_t *n, const char *what, uint64_t min,
-                 uint64_t max, uint64_t *out)
+int sf_yget_uint(sf_ydoc *y, const yaml_node_t *n, const char *what, uint64_t min, uint64_t max,
+                 uint64_t *out)
 {
     const char *s = sf_ynode_scalar(y, n, what);
     if (s == NULL)
@@ -239,7 +238,7 @@ int sf_yget_duration_ms(sf_ydoc *y, const yaml_node_t *n, const char *what, uint
     }
     return 0;
 bad:
-    sf_ydoc_error(y, n, "%s must be a duration with a unit (e.g. 250ms, 10s, 2m), not '%s'",
-                  what, s);
+    sf_ydoc_error(y, n, "%s must be a duration with a unit (e.g. 250ms, 10s, 2m), not '%s'", what,
+                  s);
     return -1;
 }

@@ -43,20 +43,20 @@ int sf_ynode_check_map(sf_ydoc *y, const yaml_node_t *n, const char *what,
 
 /* Value parsers: each returns 0 and stores the value, or -1 after recording an error. */
 int sf_yget_string(sf_ydoc *y, const yaml_node_t *n, const char *what, char **out);
-int sf_yget_uint(sf_ydoc *y, const yaml_node_t *n, const char *what, uint64_t min,
-                 uint64_t max, uint64_t *out);
+int sf_yget_uint(sf_ydoc *y, const yaml_node_t *n, const char *what, uint64_t min, uint64_t max,
+                 uint64_t *out);
 int sf_yget_bool(sf_ydoc *y, const yaml_node_t *n, const char *what, int *out);
 /* Durations take a unit: "250ms", "10s", "2m". */
 int sf_yget_duration_ms(sf_ydoc *y, const yaml_node_t *n, const char *what, uint64_t *out);
 
 /* Iterate a mapping: for (pair...) with key text and value node. */
-#define SF_YCAT_(a, b) a##b
-#define SF_YCAT(a, b) SF_YCAT_(a, b)
+#define SF_YCAT_(a, b)               a##b
+#define SF_YCAT(a, b)                SF_YCAT_(a, b)
 #define SF_YMAP_EACH(y, map, k_, v_) SF_YMAP_EACH_(y, map, k_, v_, SF_YCAT(sf_pair_, __LINE__))
-#define SF_YMAP_EACH_(y, map, k_, v_, it)                                                    \
-    for (yaml_node_pair_t *it = (map)->data.mapping.pairs.start;                             \
-         it < (map)->data.mapping.pairs.top && ((k_) = sf_ydoc_node((y), it->key)) != NULL && \
-         ((v_) = sf_ydoc_node((y), it->value)) != NULL;                                      \
+#define SF_YMAP_EACH_(y, map, k_, v_, it)                                                          \
+    for (yaml_node_pair_t *it = (map)->data.mapping.pairs.start;                                   \
+         it < (map)->data.mapping.pairs.top && ((k_) = sf_ydoc_node((y), it->key)) != NULL &&      \
+         ((v_) = sf_ydoc_node((y), it->value)) != NULL;                                            \
          it++)
 
 #endif
