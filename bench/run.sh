@@ -1,0 +1,594 @@
+#!/usr/bin/env bash
+# bench/run.sh: strangler side by side with nginx, HAProxy and direct access.
+#
+#   make bench                  (builds bin/strangler, then runs this script)
+#   bash bench/run.sh           (from anywhere; uses the repository it lives in)
+#
+# Targets, all in front of the SAME upstream (an nginx with one worker that
+# serves /100, /64k and a POST sink /post from its own temp prefix):
+#   direct     wrk -> upstream
+#   strangler  wrk -> bin/strangler run (workers: 1, access log off) -> upstream
+#   nginx      wrk -> nginx (1 worker, HTTP/1.1 keepalive pool)    -> upstream
+#   haproxy    wrk -> HAProxy (nbthread 1, http-reuse always)      -> upstream
+# The proxy under test runs on CPU $BENCH_CPU_PROXY, wrk and the upstream on
+# CPU $BENCH_CPU_LOAD (taskset), the same for every proxy. Runs alternate
+# between targets (a b c d a b c d ...), each preceded by a short warm-up, and
+# every figure is the median over the rounds. The proxy's CPU time comes from
+# /proc/PID/stat (utime+stime of the process and its children) before and
+# after each run.
+#
+# Output: a markdown report on stdout, also written to bench/out/latest.md
+# (raw per-run figures in bench/out/latest.tsv). Progress goes to stderr.
+#
+# Environment (defaults in brackets):
+#   BENCH_DURATION  seconds per measured run [4]
+#   BENCH_WARMUP    seconds of warm-up before each measured run, 0 = none [1]
+#   BENCH_ROUNDS    rounds; the median is reported [3]
+#   BENCH_THREADS   wrk threads [1]
+#   BENCH_TARGETS   subset/order of: direct strangler nginx haproxy [all four]
+#   BENCH_WORKLOADS subset of: get100-c50 get100-c200 get64k-c50 get64k-c200
+#                   post1m-c50 post1m-c200 [all but post1m-c200]
+#   BENCH_CPU_PROXY / BENCH_CPU_LOAD   CPUs for the proxy / for wrk+upstream [1 / 0]
+#   BENCH_OTHER_MAX a run during which other processes used more than this
+#                   share of a core (%) on the target's CPUs is repeated (twice
+#                   at most), keeping the least disturbed attempt [20]
+#   BENCH_RETRIES   at most this many such repeats in the whole benchmark [6]
+#   BENCH_KEEP=1    keep the temp dir (configs, logs, wrk output) after the run
+#   BENCH_OUT       report path [bench/out/latest.md]
+#   STRANGLER NGINX HAPROXY WRK   binaries [bin/strangler /usr/sbin/nginx
+#                   /usr/sbin/haproxy wrk]
+# With defaults: 5 workloads x 4 targets x 3 rounds x (4+1) s, about 5.5 min.
+
+set -u -o pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH_DIR=$ROOT/bench
+
+DURATION=${BENCH_DURATION:-4}
+WARMUP=${BENCH_WARMUP:-1}
+ROUNDS=${BENCH_ROUNDS:-3}
+THREADS=${BENCH_THREADS:-1}
+TARGETS=${BENCH_TARGETS:-direct strangler nginx haproxy}
+WORKLOADS=${BENCH_WORKLOADS:-get100-c50 get100-c200 get64k-c50 get64k-c200 post1m-c50}
+CPU_PROXY=${BENCH_CPU_PROXY:-1}
+CPU_LOAD=${BENCH_CPU_LOAD:-0}
+KEEP=${BENCH_KEEP:-0}
+OTHER_MAX=${BENCH_OTHER_MAX:-20}
+RETRY_BUDGET=${BENCH_RETRIES:-6}
+OUT=${BENCH_OUT:-$BENCH_DIR/out/latest.md}
+STRANGLER=${STRANGLER:-$ROOT/bin/strangler}
+NGINX=${NGINX:-/usr/sbin/nginx}
+HAPROXY=${HAPROXY:-/usr/sbin/haproxy}
+WRK=${WRK:-wrk}
+WRK_TIMEOUT=5s    # per-request timeout inside wrk
+# The script works in its temp dir: make paths given relative to here absolute.
+for v in STRANGLER NGINX HAPROXY WRK OUT; do
+	[[ ${!v} == */* && ${!v} != /* ]] && printf -v "$v" '%s/%s' "$PWD" "${!v}"
+done
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+for v in DURATION WARMUP ROUNDS THREADS CPU_PROXY CPU_LOAD OTHER_MAX RETRY_BUDGET; do
+	[[ ${!v} =~ ^[0-9]+$ ]] || die "BENCH_$v must be a non-negative integer (got '${!v}')"
+done
+((DURATION >= 1)) || die "BENCH_DURATION must be at least 1"
+((ROUNDS >= 1)) || die "BENCH_ROUNDS must be at least 1"
+((THREADS >= 1)) || die "BENCH_THREADS must be at least 1"
+
+# ---------------------------------------------------------------- workloads
+declare -A WL_LABEL WL_PATH WL_CONNS WL_BODY WL_EXPECT
+def_wl() { WL_LABEL[$1]=$2 WL_PATH[$1]=$3 WL_CONNS[$1]=$4 WL_BODY[$1]=$5 WL_EXPECT[$1]=$6; }
+#      name         label                   path  conns body    expected response body bytes
+def_wl get100-c50 "GET 100 B, 50 conns" /100 50 0 100
+def_wl get100-c200 "GET 100 B, 200 conns" /100 200 0 100
+def_wl get64k-c50 "GET 64 KiB, 50 conns" /64k 50 0 65536
+def_wl get64k-c200 "GET 64 KiB, 200 conns" /64k 200 0 65536
+def_wl post1m-c50 "POST 1 MiB, 50 conns" /post 50 1048576 3
+def_wl post1m-c200 "POST 1 MiB, 200 conns" /post 200 1048576 3
+for w in $WORKLOADS; do
+	[[ -n ${WL_PATH[$w]:-} ]] || die "unknown workload '$w' (known: ${!WL_PATH[*]})"
+	((WL_CONNS[$w] >= THREADS)) || die "workload $w: fewer connections than wrk threads"
+done
+declare -A TARGET_LABEL=([direct]=direct [strangler]=strangler [nginx]=nginx [haproxy]=HAProxy)
+for t in $TARGETS; do
+	[[ -n ${TARGET_LABEL[$t]:-} ]] || die "unknown target '$t' (known: direct strangler nginx haproxy)"
+done
+
+# ---------------------------------------------------------------- tools
+missing=()
+command -v "$WRK" >/dev/null 2>&1 || missing+=("wrk (apt-get install wrk)")
+[[ -x $NGINX ]] || missing+=("nginx at $NGINX (apt-get install nginx-light); it is also the upstream")
+command -v taskset >/dev/null 2>&1 || missing+=("taskset (apt-get install util-linux)")
+command -v curl >/dev/null 2>&1 || missing+=("curl (apt-get install curl)")
+command -v timeout >/dev/null 2>&1 || missing+=("timeout (coreutils)")
+if ((${#missing[@]})); then
+	for m in "${missing[@]}"; do say "missing: $m"; done
+	die "cannot run the benchmark without the tools above"
+fi
+declare -A SKIP # target -> reason it is not measured
+if [[ " $TARGETS " == *" haproxy "* && ! -x $HAPROXY ]]; then
+	SKIP[haproxy]="HAProxy not found at $HAPROXY (apt-get install haproxy)"
+	say "missing: ${SKIP[haproxy]}; skipping that target"
+fi
+if [[ " $TARGETS " == *" strangler "* && ! -x $STRANGLER ]]; then
+	SKIP[strangler]="$STRANGLER not built (make)"
+	say "missing: ${SKIP[strangler]}; skipping that target"
+fi
+
+NCPU=$(nproc 2>/dev/null || echo 1)
+if ((CPU_PROXY >= NCPU || CPU_LOAD >= NCPU)); then
+	die "CPU $CPU_PROXY / $CPU_LOAD not available (nproc=$NCPU); set BENCH_CPU_PROXY/BENCH_CPU_LOAD"
+fi
+[[ $CPU_PROXY != "$CPU_LOAD" ]] || say "warning: proxy and load generator share CPU $CPU_LOAD"
+SETSID=$(command -v setsid || true)
+PIN_PROXY=(taskset -c "$CPU_PROXY")
+PIN_LOAD=(taskset -c "$CPU_LOAD")
+CLK_TCK=$(getconf CLK_TCK)
+
+# ---------------------------------------------------------------- processes
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/strangler-bench.XXXXXX") || die "mktemp failed"
+cd "$TMP" || die "cannot cd to $TMP" # every path below is absolute; nothing lands in the repo
+PIDS=()
+
+descendants() { # PID -> PID and all its descendants, one per line
+	local p=$1 c
+	echo "$p"
+	# shellcheck disable=SC2013 # the file is a list of words (PIDs)
+	for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do descendants "$c"; done
+}
+
+kill_tree() { # PID: TERM the process and its descendants, KILL what is left after 3 s
+	local pids p i
+	pids=$(descendants "$1")
+	for p in $pids; do kill -TERM "$p" 2>/dev/null; done
+	for ((i = 0; i < 30; i++)); do
+		local alive=0
+		for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
+		((alive)) || return 0
+		sleep 0.1
+	done
+	for p in $pids; do kill -KILL "$p" 2>/dev/null; done
+}
+
+WRK_JOB=
+cleanup() {
+	local i
+	trap - EXIT INT TERM
+	[[ -n $WRK_JOB ]] && kill_tree "$WRK_JOB"
+	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill_tree "${PIDS[i]}"; done
+	if [[ $KEEP == 1 ]]; then say "temp dir kept: $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'say "interrupted"; exit 130' INT TERM
+
+# free_ports N: N distinct ports that are free on 127.0.0.1 right now.
+free_ports() {
+	if command -v python3 >/dev/null 2>&1 && python3 - "$1" <<'EOF' 2>/dev/null; then
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+		return 0
+	fi
+	local ports=() p
+	while ((${#ports[@]} < $1)); do
+		p=$((20000 + RANDOM % 30000))
+		[[ " ${ports[*]} " == *" $p "* ]] && continue
+		ss -Htan "sport = :$p" 2>/dev/null | grep -q . && continue
+		ports+=("$p")
+	done
+	echo "${ports[*]}"
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_ready PID PORT: until PORT accepts connections (10 s), while PID lives.
+wait_ready() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$1" 2>/dev/null || return 1
+		port_open "$2" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# render TEMPLATE OUT KEY=VALUE...: replace @KEY@ with VALUE.
+render() {
+	local tpl=$1 out=$2 kv args=()
+	shift 2
+	for kv in "$@"; do args+=(-e "s|@${kv%%=*}@|${kv#*=}|g"); done
+	sed "${args[@]}" "$tpl" >"$out"
+	if grep -v '^[[:space:]]*#' "$out" | grep -q '@[A-Z_0-9]*@'; then die "unfilled placeholder in $out"; fi
+}
+
+# spawn NAME CMD...: start CMD in the background, stdout+stderr to
+# $TMP/NAME.log, record its PID; the PID is left in SPAWNED.
+spawn() {
+	local name=$1
+	shift
+	# setsid: a Ctrl-C in the terminal reaches this script (whose trap stops
+	# everything in order), not the servers directly.
+	$SETSID "$@" >"$TMP/$name.log" 2>&1 </dev/null &
+	SPAWNED=$!
+	disown "$SPAWNED" 2>/dev/null
+	PIDS+=("$SPAWNED")
+}
+
+log_tail() { sed -n '1,200p' "$TMP/$1.log" 2>/dev/null | tail -n 15 | sed 's/^/    | /' >&2; }
+
+read -r UP_PORT STR_PORT STR_ADMIN NGX_PORT HAP_PORT <<<"$(free_ports 5)"
+[[ -n ${HAP_PORT:-} ]] || die "could not find free ports on 127.0.0.1"
+
+declare -A PORT=([direct]=$UP_PORT [strangler]=$STR_PORT [nginx]=$NGX_PORT [haproxy]=$HAP_PORT)
+declare -A PID # target -> PID of the proxy process (direct: none)
+
+nginx_dirs() { mkdir -p "$1/tmp" "$1/www"; }
+
+# --- upstream
+UPD=$TMP/upstream
+nginx_dirs "$UPD"
+head -c 65536 /dev/zero | tr '\0' 'x' >"$UPD/www/64k"
+: >"$UPD/www/post" # must exist: see the /post location in nginx-upstream.conf.in
+BODY100=$(printf 'strangler bench 100-byte body %070d' 0) # 30 + 70 = 100 bytes
+((${#BODY100} == 100)) || die "internal: 100-byte body is ${#BODY100} bytes"
+render "$BENCH_DIR/nginx-upstream.conf.in" "$UPD/nginx.conf" DIR="$UPD" PORT="$UP_PORT" BODY100="$BODY100"
+"$NGINX" -t -q -p "$UPD" -e "$UPD/error.log" -c "$UPD/nginx.conf" 2>"$TMP/upstream-check.log" ||
+	{ cat "$TMP/upstream-check.log" >&2; die "upstream nginx config rejected"; }
+spawn upstream "${PIN_LOAD[@]}" "$NGINX" -p "$UPD" -e "$UPD/error.log" -c "$UPD/nginx.conf" -g 'daemon off;'
+wait_ready "$SPAWNED" "$UP_PORT" || { log_tail upstream; die "upstream nginx did not start"; }
+say "upstream nginx on 127.0.0.1:$UP_PORT (pid $SPAWNED, CPU $CPU_LOAD)"
+
+upstream_accepts() { # connections the upstream has accepted so far
+	curl -s --max-time 2 "http://127.0.0.1:$UP_PORT/_status" | awk 'NR == 3 { print $1 }'
+}
+
+# --- proxies
+start_target() { # TARGET: start it, set PID[TARGET]; on failure set SKIP[TARGET]
+	local t=$1 d=$TMP/$1
+	case $t in
+	direct) return 0 ;;
+	nginx)
+		nginx_dirs "$d"
+		render "$BENCH_DIR/nginx-proxy.conf.in" "$d/nginx.conf" DIR="$d" PORT="$NGX_PORT" UPSTREAM_PORT="$UP_PORT"
+		if ! "$NGINX" -t -q -p "$d" -e "$d/error.log" -c "$d/nginx.conf" 2>"$TMP/nginx-check.log"; then
+			SKIP[nginx]="config rejected: $(head -c 300 "$TMP/nginx-check.log")"
+			return 1
+		fi
+		spawn nginx "${PIN_PROXY[@]}" "$NGINX" -p "$d" -e "$d/error.log" -c "$d/nginx.conf" -g 'daemon off;'
+		;;
+	haproxy)
+		mkdir -p "$d"
+		render "$BENCH_DIR/haproxy.cfg.in" "$d/haproxy.cfg" PORT="$HAP_PORT" UPSTREAM_PORT="$UP_PORT"
+		if ! "$HAPROXY" -c -f "$d/haproxy.cfg" >"$TMP/haproxy-check.log" 2>&1; then
+			SKIP[haproxy]="config rejected: $(grep -m1 ALERT "$TMP/haproxy-check.log")"
+			return 1
+		fi
+		spawn haproxy "${PIN_PROXY[@]}" "$HAPROXY" -db -f "$d/haproxy.cfg"
+		;;
+	strangler)
+		mkdir -p "$d"
+		render "$BENCH_DIR/strangler.yaml.in" "$d/strangler.yaml" PORT="$STR_PORT" ADMIN_PORT="$STR_ADMIN"
+		render "$BENCH_DIR/routes.yaml.in" "$d/routes.yaml" UPSTREAM_PORT="$UP_PORT"
+		spawn strangler "${PIN_PROXY[@]}" "$STRANGLER" run -c "$d/strangler.yaml"
+		;;
+	esac
+	PID[$t]=$SPAWNED
+	if ! wait_ready "$SPAWNED" "${PORT[$t]}"; then
+		if kill -0 "$SPAWNED" 2>/dev/null; then
+			SKIP[$t]="did not listen on 127.0.0.1:${PORT[$t]} within 10 s"
+		else
+			SKIP[$t]="exited at start"
+		fi
+		say "$t: ${SKIP[$t]}; log:"
+		log_tail "$t"
+		kill_tree "$SPAWNED"
+		return 1
+	fi
+	say "$t on 127.0.0.1:${PORT[$t]} (pid $SPAWNED, CPU $CPU_PROXY)"
+}
+
+ACTIVE=()
+for t in $TARGETS; do
+	[[ -n ${SKIP[$t]:-} ]] && continue
+	if start_target "$t"; then ACTIVE+=("$t"); else say "skipping $t: ${SKIP[$t]}"; fi
+done
+
+# --- correctness check of every (target, workload) before measuring it
+POSTBODY=$TMP/post.body
+head -c 1048576 /dev/zero | tr '\0' 'x' >"$POSTBODY"
+declare -A BAD # "target workload" -> why it is not measured
+check_pair() { # TARGET WORKLOAD
+	local t=$1 w=$2 url got args=()
+	url=http://127.0.0.1:${PORT[$t]}${WL_PATH[$w]}
+	((WL_BODY[$w] > 0)) && args=(-H 'Expect:' -H 'Content-Type: application/octet-stream' --data-binary "@$POSTBODY")
+	got=$(curl -s -o /dev/null --max-time 10 -w '%{http_code} %{size_download}' "${args[@]}" "$url")
+	if [[ $got != "200 ${WL_EXPECT[$w]}" ]]; then
+		BAD["$t $w"]="check failed: expected '200 ${WL_EXPECT[$w]}' (status, body bytes), got '${got:-nothing}'"
+		say "$t / $w: ${BAD["$t $w"]}; not measured"
+	fi
+}
+for t in "${ACTIVE[@]}"; do for w in $WORKLOADS; do check_pair "$t" "$w"; done; done
+
+# ---------------------------------------------------------------- measuring
+proc_ticks() { # PID: utime+stime (clock ticks) of PID and its descendants
+	local p sum=0 s
+	for p in $(descendants "$1"); do
+		s=$(cat /proc/"$p"/stat 2>/dev/null) || continue
+		s=${s##*) } # drop "pid (comm) ": fields now start at 3 (state)
+		read -r -a f <<<"$s"
+		sum=$((sum + f[11] + f[12])) # utime, stime (fields 14 and 15)
+	done
+	echo "$sum"
+}
+cpu_jiffies() { # CPU -> "busy total" jiffies of that CPU from /proc/stat (user..steal)
+	awk -v c="cpu$1" '$1 == c { t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6, t }' /proc/stat
+}
+
+run_wrk() { # TARGET WORKLOAD SECONDS OUTFILE: wrk's output, then "WRKCPU seconds" (user+sys)
+	local t=$1 w=$2 d=$3 out=$4
+	(
+		WRK_BODY_BYTES=${WL_BODY[$w]} timeout -k 2 $((d + 20)) "${PIN_LOAD[@]}" "$WRK" \
+			-t"$THREADS" -c"${WL_CONNS[$w]}" -d"${d}s" --timeout "$WRK_TIMEOUT" -s "$BENCH_DIR/wrk.lua" \
+			"http://127.0.0.1:${PORT[$t]}${WL_PATH[$w]}" >"$out" 2>&1
+		times >"$out.times" # this subshell's children: timeout -> wrk (no fork in between)
+	) </dev/null &
+	WRK_JOB=$! # in the background so that a signal's trap runs at once (cleanup kills it)
+	wait "$WRK_JOB"
+	WRK_JOB=
+	awk 'NR == 2 {
+		s = 0
+		for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] }
+		printf "WRKCPU %.3f\n", s }' "$out.times" >>"$out"
+}
+
+calc() { awk "BEGIN { printf \"$1\", ($2) }"; } # calc FORMAT EXPR
+
+RAW=$TMP/results.tsv
+printf 'workload\ttarget\tround\treq_s\tp50_us\tp99_us\tcpu_us_req\tproxy_cpu_pct\tload_cpu_pct\terrors\tupstream_conns\tother_cpu_pct\n' >"$RAW"
+
+nruns=0
+for w in $WORKLOADS; do for t in "${ACTIVE[@]}"; do [[ -z ${BAD["$t $w"]:-} ]] && nruns=$((nruns + 1)); done; done
+nruns=$((nruns * ROUNDS))
+say "$nruns runs of ${DURATION}s (+${WARMUP}s warm-up), wrk -t$THREADS, about $(((nruns * (DURATION + WARMUP + 1) + 59) / 60)) min"
+
+UP_PID=${PIDS[0]}
+
+# measure TARGET WORKLOAD ROUND: one warm-up and one measured run; sets ROW
+# (a results.tsv line), SUMMARY (for the progress line) and OTHER (CPU % of
+# one core used by processes outside the benchmark during the run). Returns 1
+# when wrk produced no result.
+measure() {
+	local t=$1 w=$2 r=$3 pid=${PID[$1]:-} out="$TMP/wrk-$2-$1-$3.txt"
+	local a0 a1 c0=0 c1=0 u0 u1 lb0 lt0 lb1 lt1 pb0 pt0 pb1 pt1 line kv reqs dur wrk_s errs rps
+	local cpu_us=- cpu_pct=- upc=- load_pct
+	((WARMUP > 0)) && run_wrk "$t" "$w" "$WARMUP" "$out.warmup"
+	a0=$(upstream_accepts)
+	[[ -n $pid ]] && c0=$(proc_ticks "$pid")
+	u0=$(proc_ticks "$UP_PID")
+	read -r lb0 lt0 <<<"$(cpu_jiffies "$CPU_LOAD")"
+	read -r pb0 pt0 <<<"$(cpu_jiffies "$CPU_PROXY")"
+	run_wrk "$t" "$w" "$DURATION" "$out"
+	read -r lb1 lt1 <<<"$(cpu_jiffies "$CPU_LOAD")"
+	read -r pb1 pt1 <<<"$(cpu_jiffies "$CPU_PROXY")"
+	u1=$(proc_ticks "$UP_PID")
+	[[ -n $pid ]] && c1=$(proc_ticks "$pid")
+	a1=$(upstream_accepts)
+	if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
+		say "$w $t round $r: the proxy (pid $pid) died during the run; log:"
+		log_tail "$t"
+		BAD["$t $w"]="process died during a run"
+		return 1
+	fi
+	line=$(grep '^BENCH ' "$out")
+	if [[ -z $line ]]; then
+		say "$w $t round $r: wrk produced no result:"
+		grep -v '^WRKCPU' "$out" | tail -n 5 | sed 's/^/    | /' >&2
+		return 1
+	fi
+	local -A m=()
+	for kv in ${line#BENCH }; do m[${kv%%=*}]=${kv#*=}; done
+	reqs=${m[requests]} dur=${m[duration_us]}
+	wrk_s=$(awk '$1 == "WRKCPU" { print $2 }' "$out")
+	errs=$((m[connect] + m[read] + m[write] + m[status] + m[timeout]))
+	rps=$(calc %.0f "$dur > 0 ? $reqs * 1e6 / $dur : 0")
+	if [[ -n $pid ]]; then
+		cpu_us=$(calc %.2f "$reqs > 0 ? $((c1 - c0)) * 1e6 / $CLK_TCK / $reqs : 0")
+		cpu_pct=$(calc %.0f "$dur > 0 ? $((c1 - c0)) * 100 / $CLK_TCK / ($dur / 1e6) : 0")
+		# new connections the upstream accepted: the proxy's pool at work
+		# (minus the /_status request itself)
+		[[ -n $a0 && -n $a1 ]] && upc=$((a1 - a0 - 1))
+	fi
+	load_pct=$(calc %.0f "$((lt1 - lt0)) > 0 ? $((lb1 - lb0)) * 100 / $((lt1 - lt0)) : 0")
+	# CPU time used by other processes on the CPUs this target uses: CPU_LOAD
+	# busy minus wrk and the upstream, plus (proxies) CPU_PROXY busy minus the
+	# proxy; in % of one core.
+	local other_load other_proxy=0
+	other_load=$(calc %.0f "$((lt1 - lt0)) > 0 ? ($((lb1 - lb0 - (u1 - u0))) - ${wrk_s:-0} * $CLK_TCK) * 100 / $((lt1 - lt0)) : 0")
+	((other_load < 0)) && other_load=0
+	if [[ -n $pid ]]; then
+		other_proxy=$(calc %.0f "$((pt1 - pt0)) > 0 ? $((pb1 - pb0 - (c1 - c0))) * 100 / $((pt1 - pt0)) : 0")
+		((other_proxy < 0)) && other_proxy=0
+	fi
+	OTHER=$((other_load + other_proxy))
+	ROW=$(printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s' "$w" "$t" "$r" "$rps" "${m[p50_us]}" \
+		"${m[p99_us]}" "$cpu_us" "$cpu_pct" "$load_pct" "$errs" "$upc" "$OTHER")
+	SUMMARY=$(printf '%6s req/s p50 %5s us p99 %6s us | proxy %6s us/req, %3s%% CPU | CPU %s %3s%% | other %2s%% | err %s | new up conns %s' \
+		"$rps" "${m[p50_us]}" "${m[p99_us]}" "$cpu_us" "$cpu_pct" "$CPU_LOAD" "$load_pct" "$OTHER" "$errs" "$upc")
+}
+
+run=0 retries=0 disturbed=0
+for w in $WORKLOADS; do
+	for ((r = 1; r <= ROUNDS; r++)); do
+		for t in "${ACTIVE[@]}"; do
+			[[ -n ${BAD["$t $w"]:-} ]] && continue
+			run=$((run + 1))
+			pid=${PID[$t]:-}
+			if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
+				BAD["$t $w"]="process died during the benchmark"
+				say "$t: process $pid died; log:"
+				log_tail "$t"
+				continue
+			fi
+			measure "$t" "$w" "$r" || continue
+			# Another process took a noticeable share of the CPUs: measure again
+			# (within the retry budget) and keep the least disturbed attempt.
+			best_row=$ROW best_sum=$SUMMARY best_other=$OTHER
+			tries=1
+			while ((best_other > OTHER_MAX && retries < RETRY_BUDGET && tries < 3)); do
+				retries=$((retries + 1)) tries=$((tries + 1))
+				say "$(printf '[%2d/%d] %-11s %-9s #%d: %s  -> disturbed, again' "$run" "$nruns" "$w" "$t" "$r" "$SUMMARY")"
+				measure "$t" "$w" "$r" || break
+				((OTHER < best_other)) && best_row=$ROW best_sum=$SUMMARY best_other=$OTHER
+			done
+			((best_other > OTHER_MAX)) && disturbed=$((disturbed + 1))
+			printf '%s\n' "$best_row" >>"$RAW"
+			say "$(printf '[%2d/%d] %-11s %-9s #%d: %s' "$run" "$nruns" "$w" "$t" "$r" "$best_sum")"
+		done
+	done
+done
+
+# ---------------------------------------------------------------- report
+# stat FUNC WORKLOAD TARGET COLUMN -> median | min | max | count | sum over the rounds
+# ("" when there is none); columns as in results.tsv, 1-based.
+stat() {
+	awk -F'\t' -v f="$1" -v w="$2" -v t="$3" -v c="$4" '
+		NR > 1 && $1 == w && $2 == t && $c != "-" { v[n++] = $c + 0; s += $c }
+		END {
+			if (n == 0) exit
+			for (i = 1; i < n; i++) for (j = i; j > 0 && v[j-1] > v[j]; j--) { x = v[j]; v[j] = v[j-1]; v[j-1] = x }
+			if (f == "median") print (n % 2) ? v[int(n/2)] : (v[n/2-1] + v[n/2]) / 2
+			else if (f == "min") print v[0]
+			else if (f == "max") print v[n-1]
+			else if (f == "count") print n
+			else print s
+		}' "$RAW"
+}
+med() { stat median "$@"; }
+join() { # ITEMS... -> "a; b; c"
+	local IFS=$'\x1f' j # joined with "; " (items may contain commas)
+	j="$*"
+	echo "${j//$'\x1f'/; }"
+}
+fmt_ms() { if [[ -n $1 ]]; then calc "$(awk -v u="$1" 'BEGIN { print (u < 10000) ? "%.2f ms" : "%.1f ms" }')" "$1 / 1000"; else echo "—"; fi; }
+fmt_num() { if [[ -n $2 ]]; then calc "$1" "$2"; else echo "—"; fi; }
+# ratio WORKLOAD A B COLUMN -> median over the rounds of A's figure / B's figure
+# in the same round (runs of one round are seconds apart, so slow drifts of the
+# machine cancel out); "—" when no round has both.
+ratio() {
+	awk -F'\t' -v w="$1" -v a="$2" -v b="$3" -v c="$4" '
+		NR > 1 && $1 == w && $c != "-" { if ($2 == a) x[$3] = $c; if ($2 == b) y[$3] = $c }
+		END {
+			for (r in x) if ((r in y) && y[r] > 0) v[n++] = x[r] / y[r]
+			if (n == 0) { print "—"; exit }
+			for (i = 1; i < n; i++) for (j = i; j > 0 && v[j-1] > v[j]; j--) { t = v[j]; v[j] = v[j-1]; v[j-1] = t }
+			printf "%.2f\n", (n % 2) ? v[int(n/2)] : (v[n/2-1] + v[n/2]) / 2
+		}' "$RAW"
+}
+
+nrows=$(($(wc -l <"$RAW") - 1))
+STRANGLER_VERSION="strangler not built"
+if [[ -x $STRANGLER ]]; then
+	STRANGLER_VERSION=$(timeout 5 "$STRANGLER" --version 2>/dev/null </dev/null | head -n 1)
+	[[ -n $STRANGLER_VERSION ]] || STRANGLER_VERSION="strangler (no --version)"
+fi
+{
+	echo "# strangler benchmark"
+	echo
+	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -sr), ${NCPU} CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo));"
+	echo "nginx $("$NGINX" -v 2>&1 | sed 's|.*nginx/||'), $(if [[ -x $HAPROXY ]]; then "$HAPROXY" -v 2>/dev/null | awk 'NR == 1 { print "HAProxy " $3 }'; else echo "HAProxy missing"; fi), $("$WRK" -v 2>&1 | awk 'NR == 1 { print "wrk " $2 }'), $STRANGLER_VERSION."
+	echo "Median of $ROUNDS runs of ${DURATION} s per cell (each after ${WARMUP} s of warm-up), targets alternated run by run."
+	echo "wrk -t$THREADS and the upstream (nginx, 1 worker) on CPU $CPU_LOAD; the proxy under test (1 worker) on CPU $CPU_PROXY."
+	echo
+	echo "| workload | target | req/s | req/s range | p50 | p99 | proxy CPU µs/req | proxy CPU | CPU $CPU_LOAD busy | errors | new upstream conns |"
+	echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+	for w in $WORKLOADS; do
+		for t in $TARGETS; do
+			rps=$(med "$w" "$t" 4)
+			if [[ -z $rps ]]; then
+				why=${SKIP[$t]:-${BAD["$t $w"]:-no successful run}}
+				echo "| ${WL_LABEL[$w]} | ${TARGET_LABEL[$t]} | not measured: ${why//|/\\|} | | | | | | | | |"
+				continue
+			fi
+			lo=$(stat min "$w" "$t" 4) hi=$(stat max "$w" "$t" 4) pct=$(med "$w" "$t" 8) n=$(stat count "$w" "$t" 4)
+			((n < ROUNDS)) && rps_note=" ($n of $ROUNDS runs)" || rps_note=
+			echo "| ${WL_LABEL[$w]} | ${TARGET_LABEL[$t]} | $(fmt_num %.0f "$rps")$rps_note | $(calc %.0f "$rps > 0 ? ($hi - $lo) * 100 / $rps : 0")% |" \
+				"$(fmt_ms "$(med "$w" "$t" 5)") | $(fmt_ms "$(med "$w" "$t" 6)") | $(fmt_num %.1f "$(med "$w" "$t" 7)") |" \
+				"$(if [[ -n $pct ]]; then echo "$(fmt_num %.0f "$pct")%"; else echo "—"; fi) | $(fmt_num %.0f "$(med "$w" "$t" 9)")% |" \
+				"$(stat sum "$w" "$t" 10) | $(fmt_num %.0f "$(med "$w" "$t" 11)") |"
+		done
+	done
+	echo
+	echo "Ratios of req/s (higher is better for strangler) and of proxy CPU time per request (lower is better);"
+	echo "each is the median over the rounds of the ratio within one round:"
+	echo
+	echo "| workload | strangler / nginx | strangler / HAProxy | strangler / direct | nginx / direct | HAProxy / direct | CPU/req strangler / nginx | CPU/req strangler / HAProxy |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+	for w in $WORKLOADS; do
+		echo "| ${WL_LABEL[$w]} | $(ratio "$w" strangler nginx 4) | $(ratio "$w" strangler haproxy 4) | $(ratio "$w" strangler direct 4) |" \
+			"$(ratio "$w" nginx direct 4) | $(ratio "$w" haproxy direct 4) | $(ratio "$w" strangler nginx 7) | $(ratio "$w" strangler haproxy 7) |"
+	done
+	echo
+	echo "Columns: *req/s range*: (max - min) / median over the rounds; *proxy CPU*: utime+stime of the proxy"
+	echo "(process and children, /proc/PID/stat) per completed request and as a share of one core; *CPU $CPU_LOAD busy*:"
+	echo "the load side (wrk + upstream); *new upstream conns*: connections the upstream accepted during the measured"
+	echo "run (0 or a few = the proxy reuses its pool; wrk closing busy connections at the end of the warm-up makes"
+	echo "some proxies drop those upstream connections, hence a handful); *errors*: wrk socket errors + non-2xx, all rounds."
+	echo
+	echo "Reading it: CPU $CPU_LOAD runs wrk and the upstream for every target, so the *direct* req/s is about the"
+	echo "most any proxy can reach here (CPU $CPU_LOAD at 100%). Where a proxy gets close to it, the load side is (also)"
+	echo "the limit and req/s ratios understate the differences between proxies: compare *proxy CPU µs/req* then."
+	notes=()
+	for t in $TARGETS; do [[ -n ${SKIP[$t]:-} ]] && notes+=("${TARGET_LABEL[$t]} not measured: ${SKIP[$t]}.")
+	done
+	wide=()
+	for w in $WORKLOADS; do
+		for t in $TARGETS; do
+			rps=$(med "$w" "$t" 4)
+			[[ -z $rps ]] && continue
+			lo=$(stat min "$w" "$t" 4) hi=$(stat max "$w" "$t" 4)
+			awk -v a="$lo" -v b="$hi" -v m="$rps" 'BEGIN { exit !(m > 0 && (b - a) / m > 0.2) }' && wide+=("${WL_LABEL[$w]} / ${TARGET_LABEL[$t]}")
+		done
+	done
+	if ((${#wide[@]})); then
+		notes+=("req/s varied by more than 20% between rounds for: $(join "${wide[@]}"). A proxy near saturation can run in a cheaper or a costlier regime from one run to the next (compare cpu_us_req per run in $(basename "${OUT%.md}").tsv); BENCH_ROUNDS=5 or more gives firmer medians.")
+	fi
+	for w in $WORKLOADS; do
+		bound=()
+		for t in strangler nginx haproxy; do
+			pct=$(med "$w" "$t" 8) load=$(med "$w" "$t" 9)
+			[[ -z $pct || -z $load ]] && continue
+			awk -v p="$pct" -v l="$load" 'BEGIN { exit !(p < 90 && l >= 95) }' &&
+				bound+=("${TARGET_LABEL[$t]} (proxy at $(calc %.0f "$pct")% of its core, CPU $CPU_LOAD at $(calc %.0f "$load")%)")
+		done
+		if ((${#bound[@]})); then
+			notes+=("${WL_LABEL[$w]}: the load side (wrk + upstream on CPU $CPU_LOAD), not the proxy, limited req/s for $(join "${bound[@]}"); compare CPU µs/req there, not req/s.")
+		fi
+	done
+	for w in $WORKLOADS; do
+		for t in $TARGETS; do
+			e=$(stat sum "$w" "$t" 10)
+			[[ -n $e && $e != 0 ]] && notes+=("${WL_LABEL[$w]} / ${TARGET_LABEL[$t]}: wrk counted $e errors (socket errors or non-2xx answers, which its req/s includes); BENCH_KEEP=1 keeps wrk's output.")
+		done
+	done
+	if ((disturbed > 0 || retries > 0)); then
+		notes+=("Other processes on this machine used more than ${OTHER_MAX}% of a core on the benchmark's CPUs: $retries run(s) were repeated, and $disturbed of the $nrows kept runs are still disturbed (column other_cpu_pct of $(basename "${OUT%.md}").tsv). Medians damp this; rerun on a quiet machine for firm figures.")
+	fi
+	if ((${#notes[@]})); then
+		echo
+		echo "Notes:"
+		echo
+		for n in "${notes[@]}"; do echo "- $n"; done
+	fi
+} >"$TMP/report.md"
+
+mkdir -p "$(dirname "$OUT")"
+cp "$TMP/report.md" "$OUT"
+cp "$RAW" "${OUT%.md}.tsv"
+cat "$TMP/report.md"
+say "report written to ${OUT#"$ROOT"/}, raw runs in $(basename "${OUT%.md}").tsv"
