@@ -52,22 +52,6 @@ static int lookup(const char *query, const struct evkeyvalq *headers, const char
     return 1;
 }
 
-/* Decimal digits only: strtol alone would take "+5", " 5" and "5abc". */
-static int parse_range(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    long v;
-
-    if (*s < '0' || *s > '9')
-        return -1;
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static int parse_bool(const char *s, int *out)
 {
     /* A bare "?chunked" switches the knob on. */
@@ -105,7 +89,7 @@ int sf_knobs_parse(struct sf_knobs *k, const char *query, const struct evkeyvalq
     if (rc < 0)
         goto fail;
     if (rc > 0) {
-        if (parse_range(v, 0, SF_KNOBS_MAX_MS, &n) < 0) {
+        if (sf_parse_range(v, 0, SF_KNOBS_MAX_MS, &n) < 0) {
             snprintf(err, errlen, "delay_ms (X-Stub-Delay-Ms) must be 0..%ld, got \"%s\"",
                      SF_KNOBS_MAX_MS, v);
             goto fail;
@@ -118,7 +102,7 @@ int sf_knobs_parse(struct sf_knobs *k, const char *query, const struct evkeyvalq
         goto fail;
     if (rc > 0) {
         /* 1xx are not final answers: evhttp would frame them as one and confuse every client. */
-        if (parse_range(v, 200, 599, &n) < 0) {
+        if (sf_parse_range(v, 200, 599, &n) < 0) {
             snprintf(err, errlen, "status (X-Stub-Status) must be 200..599, got \"%s\"", v);
             goto fail;
         }
@@ -146,7 +130,7 @@ int sf_knobs_parse(struct sf_knobs *k, const char *query, const struct evkeyvalq
     if (rc < 0)
         goto fail;
     if (rc > 0) {
-        if (parse_range(v, 0, SF_KNOBS_MAX_SLOW_MS, &n) < 0) {
+        if (sf_parse_range(v, 0, SF_KNOBS_MAX_SLOW_MS, &n) < 0) {
             snprintf(err, errlen, "slow_ms (X-Stub-Slow-Ms) must be 0..%ld, got \"%s\"",
                      SF_KNOBS_MAX_SLOW_MS, v);
             goto fail;

@@ -1,6 +1,8 @@
 /* query.c — one parameter out of a URL query string (see query.h). */
 #include "query.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int hexval(char c)
@@ -63,5 +65,20 @@ int sf_query_get(const char *query, const char *name, char *out, size_t outlen)
             return decode(eq != NULL ? eq + 1 : end, end, out, outlen);
         p = *end != '\0' ? end + 1 : end;
     }
+    return 0;
+}
+
+int sf_parse_range(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    long v;
+
+    if (*s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = v;
     return 0;
 }

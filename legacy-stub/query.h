@@ -11,4 +11,8 @@
  * the value has a bad %-escape, decodes to a NUL byte, or does not fit in outlen bytes. */
 int sf_query_get(const char *query, const char *name, char *out, size_t outlen);
 
+/* Parses s as decimal digits only (strtol alone would take "+5", " 5" and "5abc") into *out
+ * when lo <= value <= hi. Returns 0, or -1 when s is not such a number. */
+int sf_parse_range(const char *s, long lo, long hi, long *out);
+
 #endif

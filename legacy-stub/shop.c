@@ -1,6 +1,7 @@
 /* shop.c — the stand-in shop's deterministic data (see shop.h). Every value comes from a
  * splitmix64 stream seeded with the record's kind and key: no state, no clock, no randomness. */
 #include "shop.h"
+#include "query.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -63,18 +64,11 @@ static json_t *money(long cents)
 
 /* Parsing keys */
 
+/* An id: 1..max in plain decimal digits, or -1. */
 static long parse_digits(const char *s, long max)
 {
-    char *end;
     long v;
-
-    if (*s < '0' || *s > '9')
-        return -1;
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v < 1 || v > max)
-        return -1;
-    return v;
+    return sf_parse_range(s, 1, max, &v) == 0 ? v : -1;
 }
 
 long sf_shop_parse_id(const char *s)

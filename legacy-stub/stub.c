@@ -1,6 +1,7 @@
 /* stub.c — the stand-in servers' HTTP engine (see stub.h): evhttp on one event loop, fault knobs
  * applied around every handler, and replies streamed piece by piece with backpressure. */
 #include "stub.h"
+#include "query.h"
 #include "builtin.h"
 #include "knobs.h"
 
@@ -711,14 +712,8 @@ static void help(const struct sf_stub_app *app)
 
 static int parse_port(const char *s, int *out)
 {
-    char *end;
     long v;
-
-    if (*s < '0' || *s > '9')
-        return -1;
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v < 0 || v > 65535)
+    if (sf_parse_range(s, 0, 65535, &v) < 0)
         return -1;
     *out = (int)v;
     return 0;
