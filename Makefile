@@ -112,10 +112,14 @@ test-san:
 unit: all
 	prove $(UNIT_BINS)
 
-run: deps all
+# Build in a sub-make: on a fresh machine the pkg-config flags above were computed before
+# deps installed the libraries.
+run: deps
+	@$(MAKE) --no-print-directory all
 	@bash conf/run-demo.sh
 
-bench: deps all
+bench: deps
+	@$(MAKE) --no-print-directory all
 	@bash bench/run.sh
 
 fmt:
