@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 int sf_addr_resolve(const char *host, unsigned port, struct sockaddr_storage *addr, socklen_t *len,
@@ -96,18 +97,32 @@ int sf_connect_socket(const struct sockaddr_storage *addr, socklen_t len, int *i
     return fd;
 }
 
-ssize_t sf_read_into(struct evbuffer *buf, int fd)
+ssize_t sf_read_into(struct evbuffer *buf, int fd, uint8_t *wide)
 {
-    struct evbuffer_iovec v;
-    if (evbuffer_reserve_space(buf, SF_READ_CHUNK, &v, 1) < 1) {
+    struct evbuffer_iovec v[2];
+    int n_vec = evbuffer_reserve_space(buf, (*wide ? 2 : 1) * SF_READ_CHUNK, v, *wide ? 2 : 1);
+    if (n_vec < 1) {
         errno = ENOMEM;
         return -1;
     }
-    ssize_t n = read(fd, v.iov_base, v.iov_len);
-    if (n > 0) {
-        v.iov_len = (size_t)n;
-        evbuffer_commit_space(buf, &v, 1);
+    ssize_t n = readv(fd, (struct iovec *)v, n_vec);
+    if (n <= 0)
+        return n;
+    size_t left = (size_t)n;
+    int used = 0;
+    while (used < n_vec && left > 0) {
+        if (v[used].iov_len > left)
+            v[used].iov_len = left;
+        left -= v[used].iov_len;
+        used++;
     }
+    evbuffer_commit_space(buf, v, used);
+    /* A read that filled a whole chunk means large transfers: read two chunks at a time (a
+     * 64 KiB body and its head in one call) until 16 reads in a row come back small. */
+    if ((size_t)n >= SF_READ_CHUNK)
+        *wide = 16;
+    else if (*wide)
+        (*wide)--;
     return n;
 }
 

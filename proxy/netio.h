@@ -5,6 +5,7 @@
 
 #include <event2/buffer.h>
 #include <sys/socket.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Bytes asked for per read: just under 64 KiB so an evbuffer chain (payload + header)
@@ -29,9 +30,10 @@ int sf_connect_socket(const struct sockaddr_storage *addr, socklen_t len, int *i
 /* Makes fd non-blocking with TCP_NODELAY. */
 void sf_socket_tune(int fd);
 
-/* Reads once from fd into buf, up to SF_READ_CHUNK bytes. Returns bytes read, 0 on EOF, or -1
- * (errno set; EAGAIN means nothing to read now). */
-ssize_t sf_read_into(struct evbuffer *buf, int fd);
+/* Reads once from fd into buf: up to SF_READ_CHUNK bytes, or two chunks (one readv) while the
+ * connection is moving large bodies. *wide is the caller's per-connection state (start at 0).
+ * Returns bytes read, 0 on EOF, or -1 (errno set; EAGAIN means nothing to read now). */
+ssize_t sf_read_into(struct evbuffer *buf, int fd, uint8_t *wide);
 
 /* Writes as much of buf as the socket takes in one call. Returns bytes written or -1. */
 ssize_t sf_write_from(struct evbuffer *buf, int fd);

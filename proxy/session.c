@@ -56,6 +56,7 @@ struct sf_client {
     TAILQ_ENTRY(sf_client) link;
     char ip[48];
     uint8_t state;
+    uint8_t wide_reads; /* sf_read_into's state */
     unsigned admin : 1, wev_on : 1, rev_paused : 1, head_started : 1, timer_send : 1,
         in_advance : 1;
     exchange x;
@@ -810,7 +811,7 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
             client_free(c, 0);
         return;
     }
-    ssize_t n = sf_read_into(c->in, c->fd);
+    ssize_t n = sf_read_into(c->in, c->fd, &c->wide_reads);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n <= 0) {

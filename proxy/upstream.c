@@ -211,7 +211,7 @@ static void on_up_read(evutil_socket_t fd, short what, void *arg)
     sf_upconn *up = arg;
     (void)fd;
     (void)what;
-    ssize_t n = sf_read_into(up->in, up->fd);
+    ssize_t n = sf_read_into(up->in, up->fd, &up->wide_reads);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (up->owner == NULL) {

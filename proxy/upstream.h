@@ -7,6 +7,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <event2/buffer.h>
+#include <stdint.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 
@@ -34,6 +35,7 @@ struct sf_upconn {
     void *owner; /* NULL while idle in the pool */
     const sf_upconn_ops *ops;
     unsigned connecting : 1, reused : 1, read_paused : 1, wev_on : 1;
+    uint8_t wide_reads; /* sf_read_into's state */
     TAILQ_ENTRY(sf_upconn) idle_link;
 };
 
