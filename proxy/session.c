@@ -37,9 +37,8 @@ typedef struct {
     uint64_t bytes_in, bytes_out;
     int status;
     uint8_t resp_mode;
-    unsigned req_chunked : 1, req_done : 1, resp_head : 1, resp_done : 1, up_reusable : 1,
-        keepalive : 1, is_head : 1, http10 : 1, client_chunked : 1, up_paused : 1, retried : 1,
-        active : 1;
+    unsigned req_chunked : 1, req_done : 1, resp_head : 1, up_reusable : 1, keepalive : 1,
+        is_head : 1, http10 : 1, client_chunked : 1, up_paused : 1, retried : 1, active : 1;
     char *retry_head; /* the upstream head, kept while a replay on a fresh connection is safe */
     size_t retry_len;
     const char *error;
@@ -1165,10 +1164,8 @@ static int process_response(sf_client *c)
         x->up_paused = 1;
         sf_upconn_pause_read(up);
     }
-    if (done) {
-        x->resp_done = 1;
+    if (done)
         return finalize(c, 0, NULL);
-    }
     return client_flush(c);
 }
 
