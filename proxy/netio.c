@@ -126,11 +126,6 @@ ssize_t sf_read_into(struct evbuffer *buf, int fd, uint8_t *wide)
     return n;
 }
 
-ssize_t sf_write_from(struct evbuffer *buf, int fd)
-{
-    return evbuffer_write(buf, fd);
-}
-
 void sf_addr_ip(const struct sockaddr_storage *addr, char *out, size_t len)
 {
     if (addr->ss_family == AF_INET)

@@ -35,9 +35,6 @@ void sf_socket_tune(int fd);
  * Returns bytes read, 0 on EOF, or -1 (errno set; EAGAIN means nothing to read now). */
 ssize_t sf_read_into(struct evbuffer *buf, int fd, uint8_t *wide);
 
-/* Writes as much of buf as the socket takes in one call. Returns bytes written or -1. */
-ssize_t sf_write_from(struct evbuffer *buf, int fd);
-
 /* "ip" of a peer address into out. */
 void sf_addr_ip(const struct sockaddr_storage *addr, char *out, size_t len);
 

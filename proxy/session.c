@@ -287,11 +287,11 @@ static int finalize(sf_client *c, int status, const char *error)
         if (x->resp_head) {
             abort_client = 1;
         } else {
-            int must_close = !x->req_done || !x->keepalive || status == 400 || status == 408 ||
-                             status == 413 || status == 414 || status == 431 || status == 405;
-            respond_error(c, status, must_close);
-            if (must_close)
+            /* Callers rejecting a request (4xx) have cleared keepalive already; a body not read
+             * to its end leaves the framing unknown. */
+            if (!x->req_done)
                 x->keepalive = 0;
+            respond_error(c, status, !x->keepalive);
         }
         if (x->up != NULL) {
             sf_upconn_close(x->up, 1);
@@ -831,7 +831,7 @@ static int client_flush(sf_client *c)
     sf_server *s = c->srv;
     exchange *x = &c->x;
     if (evbuffer_get_length(c->out) > 0) {
-        ssize_t n = sf_write_from(c->out, c->fd);
+        ssize_t n = evbuffer_write(c->out, c->fd);
         if (n < 0 && errno != EAGAIN && errno != EINTR) {
             if (x->active) {
                 x->status = x->status ? x->status : 499;
@@ -1110,9 +1110,7 @@ static int process_response(sf_client *c)
         size_t look = len < RESP_HEAD_MAX + 64 ? len : RESP_HEAD_MAX + 64;
         const char *buf = (const char *)evbuffer_pullup(up->in, (ev_ssize_t)look);
         sf_http_response resp;
-        static const sf_http_limits rlim = {RESP_HEAD_MAX, 0};
-        sf_http_limits lim = rlim;
-        lim.max_headers = s->hdrs_cap;
+        sf_http_limits lim = {RESP_HEAD_MAX, s->hdrs_cap};
         ssize_t r = sf_http_parse_response(buf, look, &resp, s->hdrs, s->hdrs_cap, &lim);
         if (r == SF_HTTP_INCOMPLETE)
             return 0;

@@ -156,7 +156,7 @@ int sf_upconn_flush(sf_upconn *up)
     if (up->connecting)
         return 0;
     if (evbuffer_get_length(up->out) > 0) {
-        ssize_t n = sf_write_from(up->out, up->fd);
+        ssize_t n = evbuffer_write(up->out, up->fd);
         if (n < 0 && errno != EAGAIN && errno != EINTR) {
             up->ops->on_write_error(up->owner, up, errno);
             return -1;
@@ -243,7 +243,7 @@ static void on_up_write(evutil_socket_t fd, short what, void *arg)
         up->ops->on_connect(up->owner, up, 0);
         return; /* the owner flushes (and so rearms or clears the write event) */
     }
-    ssize_t n = sf_write_from(up->out, up->fd);
+    ssize_t n = evbuffer_write(up->out, up->fd);
     if (n < 0 && errno != EAGAIN && errno != EINTR) {
         up->ops->on_write_error(up->owner, up, errno);
         return;

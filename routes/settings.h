@@ -20,7 +20,7 @@ typedef struct {
     char *dir;  /* its folder: relative paths are relative to it */
     sf_listen_conf *listen;
     size_t nlisten;
-    char *admin_address; /* NULL: admin disabled? never: default 127.0.0.1:9901 */
+    char *admin_address; /* always set: default 127.0.0.1:9901 */
     char *admin_token_file;
     char *routes_file; /* resolved */
     int workers;       /* 0 = auto (one per core) */
