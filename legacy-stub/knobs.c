@@ -67,6 +67,21 @@ static int parse_bool(const char *s, int *out)
     return -1;
 }
 
+/* A numeric knob: 1 and *out set when given and in lo..hi, 0 when absent, -1 with err set. */
+static int range_knob(const char *query, const struct evkeyvalq *headers, const char *name,
+                      const char *header, long lo, long hi, long *out, char *err, size_t errlen)
+{
+    char v[64];
+    int rc = lookup(query, headers, name, header, v, sizeof(v), err, errlen);
+    if (rc <= 0)
+        return rc;
+    if (sf_parse_range(v, lo, hi, out) < 0) {
+        snprintf(err, errlen, "%s (%s) must be %ld..%ld, got \"%s\"", name, header, lo, hi, v);
+        return -1;
+    }
+    return 1;
+}
+
 void sf_knobs_init(struct sf_knobs *k)
 {
     k->delay_ms = 0;
@@ -85,29 +100,19 @@ int sf_knobs_parse(struct sf_knobs *k, const char *query, const struct evkeyvalq
 
     sf_knobs_init(k);
 
-    rc = lookup(query, headers, "delay_ms", "X-Stub-Delay-Ms", v, sizeof(v), err, errlen);
+    rc = range_knob(query, headers, "delay_ms", "X-Stub-Delay-Ms", 0, SF_KNOBS_MAX_MS, &n, err,
+                    errlen);
     if (rc < 0)
         goto fail;
-    if (rc > 0) {
-        if (sf_parse_range(v, 0, SF_KNOBS_MAX_MS, &n) < 0) {
-            snprintf(err, errlen, "delay_ms (X-Stub-Delay-Ms) must be 0..%ld, got \"%s\"",
-                     SF_KNOBS_MAX_MS, v);
-            goto fail;
-        }
+    if (rc > 0)
         k->delay_ms = n;
-    }
 
-    rc = lookup(query, headers, "status", "X-Stub-Status", v, sizeof(v), err, errlen);
+    /* 1xx are not final answers: evhttp would frame them as one and confuse every client. */
+    rc = range_knob(query, headers, "status", "X-Stub-Status", 200, 599, &n, err, errlen);
     if (rc < 0)
         goto fail;
-    if (rc > 0) {
-        /* 1xx are not final answers: evhttp would frame them as one and confuse every client. */
-        if (sf_parse_range(v, 200, 599, &n) < 0) {
-            snprintf(err, errlen, "status (X-Stub-Status) must be 200..599, got \"%s\"", v);
-            goto fail;
-        }
+    if (rc > 0)
         k->status = (int)n;
-    }
 
     rc = lookup(query, headers, "reset", "X-Stub-Reset", v, sizeof(v), err, errlen);
     if (rc < 0)
@@ -126,17 +131,12 @@ int sf_knobs_parse(struct sf_knobs *k, const char *query, const struct evkeyvalq
         }
     }
 
-    rc = lookup(query, headers, "slow_ms", "X-Stub-Slow-Ms", v, sizeof(v), err, errlen);
+    rc = range_knob(query, headers, "slow_ms", "X-Stub-Slow-Ms", 0, SF_KNOBS_MAX_SLOW_MS, &n, err,
+                    errlen);
     if (rc < 0)
         goto fail;
-    if (rc > 0) {
-        if (sf_parse_range(v, 0, SF_KNOBS_MAX_SLOW_MS, &n) < 0) {
-            snprintf(err, errlen, "slow_ms (X-Stub-Slow-Ms) must be 0..%ld, got \"%s\"",
-                     SF_KNOBS_MAX_SLOW_MS, v);
-            goto fail;
-        }
+    if (rc > 0)
         k->slow_ms = n;
-    }
 
     rc = lookup(query, headers, "chunked", "X-Stub-Chunked", v, sizeof(v), err, errlen);
     if (rc < 0)

@@ -235,19 +235,25 @@ json_t *sf_shop_product(long sku)
                      (double)p.rating10 / 10.0);
 }
 
-json_t *sf_shop_catalog(void)
+/* One page of a listing: items 1..n under key, with count and page as the monolith pages. */
+static json_t *list_page(const char *key, json_t *(*item)(long), long n)
 {
     json_t *list = json_array();
 
     if (list == NULL)
         return NULL;
-    for (long sku = 1; sku <= LIST_PRODUCTS; sku++) {
-        if (json_array_append_new(list, sf_shop_product(sku)) < 0) {
+    for (long i = 1; i <= n; i++) {
+        if (json_array_append_new(list, item(i)) < 0) {
             json_decref(list);
             return NULL;
         }
     }
-    return json_pack("{s:o, s:i, s:i}", "products", list, "count", LIST_PRODUCTS, "page", 1);
+    return json_pack("{s:o, s:i, s:i}", key, list, "count", (int)n, "page", 1);
+}
+
+json_t *sf_shop_catalog(void)
+{
+    return list_page("products", sf_shop_product, LIST_PRODUCTS);
 }
 
 /* Orders */
@@ -316,17 +322,7 @@ json_t *sf_shop_order(long id)
 
 json_t *sf_shop_orders(void)
 {
-    json_t *list = json_array();
-
-    if (list == NULL)
-        return NULL;
-    for (long id = 1; id <= LIST_ORDERS; id++) {
-        if (json_array_append_new(list, sf_shop_order(id)) < 0) {
-            json_decref(list);
-            return NULL;
-        }
-    }
-    return json_pack("{s:o, s:i, s:i}", "orders", list, "count", LIST_ORDERS, "page", 1);
+    return list_page("orders", sf_shop_order, LIST_ORDERS);
 }
 
 static uint64_t fnv(uint64_t h, long v)
