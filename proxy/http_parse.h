@@ -7,15 +7,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-typedef struct {
-    const char *p;
-    size_t len;
-} sf_slice;
+#include "slice.h"
 
-typedef struct {
-    sf_slice name;
-    sf_slice value; /* leading and trailing OWS removed */
-} sf_http_header;
+/* name and value (leading and trailing OWS removed) */
+typedef sf_kv sf_http_header;
 
 /* Results. SF_HTTP_INCOMPLETE: the head is not complete yet, feed more bytes. Every other
  * negative value is an error; sf_http_error_status() gives the status to answer with. */

@@ -236,7 +236,8 @@ sf_server *sf_server_create(sf_settings *cfg, sf_route_table *table, char *err, 
         goto fail;
     char name[160];
     snprintf(name, sizeof(name), "legacy %s", legacy->authority);
-    s->legacy_pool = sf_pool_create(s->base, &addr, alen, name, POOL_MAX_IDLE, POOL_IDLE_MS);
+    s->legacy_pool =
+        sf_pool_create(s->base, &addr, alen, name, POOL_MAX_IDLE, POOL_IDLE_MS, NULL);
     if (s->legacy_pool == NULL)
         goto oom;
 

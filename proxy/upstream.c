@@ -25,8 +25,10 @@ static void on_up_write(evutil_socket_t fd, short what, void *arg);
 static void on_up_timer(evutil_socket_t fd, short what, void *arg);
 
 sf_pool *sf_pool_create(struct event_base *base, const struct sockaddr_storage *addr,
-                        socklen_t addrlen, const char *name, size_t max_idle, unsigned idle_ms)
+                        socklen_t addrlen, const char *name, size_t max_idle, unsigned idle_ms,
+                        const sf_pool_tls *tls)
 {
+    (void)tls;
     sf_pool *p = calloc(1, sizeof(*p));
     if (p == NULL)
         return NULL;

@@ -39,10 +39,18 @@ struct sf_upconn {
     TAILQ_ENTRY(sf_upconn) idle_link;
 };
 
+/* TLS towards a backend (https URLs). */
+typedef struct {
+    struct ssl_ctx_st *ctx; /* SSL_CTX, borrowed: outlives the pool */
+    const char *host;       /* name for SNI and certificate checks (an IP literal: no SNI) */
+} sf_pool_tls;
+
 /* Creates a pool for the backend at addr. name is for logs ("legacy 127.0.0.1:8081").
- * max_idle bounds the idle connections kept; idle_ms closes those unused that long. */
+ * max_idle bounds the idle connections kept; idle_ms closes those unused that long. tls:
+ * NULL for plain TCP; otherwise every connection does a TLS handshake before on_connect. */
 sf_pool *sf_pool_create(struct event_base *base, const struct sockaddr_storage *addr,
-                        socklen_t addrlen, const char *name, size_t max_idle, unsigned idle_ms);
+                        socklen_t addrlen, const char *name, size_t max_idle, unsigned idle_ms,
+                        const sf_pool_tls *tls);
 /* Closes every idle connection and frees the pool. Connections in use must be gone first. */
 void sf_pool_destroy(sf_pool *p);
 const char *sf_pool_name(const sf_pool *p);
