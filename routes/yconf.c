@@ -7,11 +7,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Loads the document from an initialised parser; the parser is deleted either way. */
+static int load(sf_ydoc *y, yaml_parser_t *parser, const char *path, sf_diags *d)
+{
+    int rc = -1;
+    if (!yaml_parser_load(parser, &y->doc)) {
+        yaml_mark_t m = parser->problem_mark;
+        sf_diags_add(d, 0, path, (int)m.line + 1, (int)m.column + 1, "YAML syntax: %s%s%s",
+                     parser->problem ? parser->problem : "error", parser->context ? " " : "",
+                     parser->context ? parser->context : "");
+        goto out;
+    }
+    y->loaded = 1;
+    if (yaml_document_get_root_node(&y->doc) == NULL) {
+        sf_diags_add(d, 0, path, 1, 1, "the file is empty");
+        goto out;
+    }
+    rc = 0;
+out:
+    yaml_parser_delete(parser);
+    return rc;
+}
+
 int sf_ydoc_load(sf_ydoc *y, const char *path, sf_diags *d)
 {
     yaml_parser_t parser;
     FILE *f = NULL;
-    int rc = -1;
 
     memset(y, 0, sizeof(*y));
     y->file = path;
@@ -27,23 +48,27 @@ int sf_ydoc_load(sf_ydoc *y, const char *path, sf_diags *d)
         return -1;
     }
     yaml_parser_set_input_file(&parser, f);
-    if (!yaml_parser_load(&parser, &y->doc)) {
-        yaml_mark_t m = parser.problem_mark;
-        sf_diags_add(d, 0, path, (int)m.line + 1, (int)m.column + 1, "YAML syntax: %s%s%s",
-                     parser.problem ? parser.problem : "error", parser.context ? " " : "",
-                     parser.context ? parser.context : "");
-        goto out;
-    }
-    y->loaded = 1;
-    if (yaml_document_get_root_node(&y->doc) == NULL) {
-        sf_diags_add(d, 0, path, 1, 1, "the file is empty");
-        goto out;
-    }
-    rc = 0;
-out:
-    yaml_parser_delete(&parser);
+    int rc = load(y, &parser, path, d);
     fclose(f);
     return rc;
+}
+
+int sf_ydoc_load_buffer(sf_ydoc *y, const char *file, const unsigned char *buf, size_t len,
+                        sf_diags *d)
+{
+    yaml_parser_t parser;
+
+    memset(y, 0, sizeof(*y));
+    y->file = file;
+    y->diags = d;
+    y->src = buf;
+    y->srclen = len;
+    if (!yaml_parser_initialize(&parser)) {
+        sf_diags_add(d, 0, file, 0, 0, "out of memory");
+        return -1;
+    }
+    yaml_parser_set_input_string(&parser, buf, len);
+    return load(y, &parser, file, d);
 }
 
 void sf_ydoc_dispose(sf_ydoc *y)
@@ -86,6 +111,131 @@ void sf_ydoc_warning(sf_ydoc *y, const yaml_node_t *n, const char *fmt, ...)
     va_start(ap, fmt);
     vadd(y, 1, n, fmt, ap);
     va_end(ap);
+}
+
+/* Characters (not UTF-8 continuation bytes) in p[0..len): libyaml's columns count characters. */
+static size_t chars(const unsigned char *p, size_t len)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < len; i++)
+        c += (p[i] & 0xC0) != 0x80;
+    return c;
+}
+
+/* Byte position in y->src of line/column (0-based, as libyaml counts them), or -1. */
+static long src_pos(const sf_ydoc *y, size_t line, size_t col)
+{
+    const unsigned char *s = y->src;
+    size_t i = 0, n = y->srclen;
+    if (s == NULL)
+        return -1;
+    if (n >= 3 && s[0] == 0xEF && s[1] == 0xBB && s[2] == 0xBF)
+        i = 3;
+    for (size_t l = 0; l < line; l++) {
+        while (i < n && s[i] != '\n' && s[i] != '\r')
+            i++;
+        if (i == n)
+            return -1;
+        i += (s[i] == '\r' && i + 1 < n && s[i + 1] == '\n') ? 2 : 1;
+    }
+    for (size_t c = 0; c < col; c++) {
+        if (i >= n || s[i] == '\n' || s[i] == '\r')
+            return -1;
+        i++;
+        while (i < n && (s[i] & 0xC0) == 0x80)
+            i++;
+    }
+    return (long)i;
+}
+
+/* The 1-based column of byte off of scalar n's value, or 0 when the source does not map
+ * one-to-one onto the value up to there. */
+static int offset_column(const sf_ydoc *y, const yaml_node_t *n, size_t off)
+{
+    if (n->type != YAML_SCALAR_NODE || n->start_mark.line != n->end_mark.line ||
+        off > n->data.scalar.length)
+        return 0;
+    const unsigned char *v = n->data.scalar.value;
+    size_t base = n->start_mark.column + 1;
+    switch (n->data.scalar.style) {
+    case YAML_PLAIN_SCALAR_STYLE:
+        return (int)(base + chars(v, off));
+    case YAML_SINGLE_QUOTED_SCALAR_STYLE:
+        /* the only escape is '' for a quote */
+        if (memchr(v, '\'', off) != NULL)
+            return 0;
+        return (int)(base + 1 + chars(v, off));
+    case YAML_DOUBLE_QUOTED_SCALAR_STYLE: {
+        long p = src_pos(y, n->start_mark.line, n->start_mark.column);
+        if (p < 0 || (size_t)p + 1 + off > y->srclen || y->src[p] != '"')
+            return 0;
+        const unsigned char *s = y->src + p + 1;
+        if (memchr(s, '\\', off) != NULL || memcmp(s, v, off) != 0)
+            return 0;
+        return (int)(base + 1 + chars(v, off));
+    }
+    default:
+        return 0;
+    }
+}
+
+void sf_ydoc_error_at(sf_ydoc *y, const yaml_node_t *n, size_t off, const char *fmt, ...)
+{
+    char msg[900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    int col = offset_column(y, n, off);
+    if (col == 0)
+        col = (int)n->start_mark.column + 1;
+    sf_diags_add(y->diags, 0, y->file, (int)n->start_mark.line + 1, col, "%s", msg);
+}
+
+typedef struct {
+    long line, col;
+    size_t seq;
+    char *text;
+} located;
+
+static int cmp_located(const void *a, const void *b)
+{
+    const located *x = a, *z = b;
+    if (x->line != z->line)
+        return x->line < z->line ? -1 : 1;
+    if (x->col != z->col)
+        return x->col < z->col ? -1 : 1;
+    return x->seq < z->seq ? -1 : x->seq > z->seq;
+}
+
+void sf_ydoc_sort_diags(sf_ydoc *y, size_t first)
+{
+    sf_diags *d = y->diags;
+    size_t flen = strlen(y->file);
+    if (first >= d->n || d->n - first < 2)
+        return;
+    located *v = calloc(d->n - first, sizeof(*v));
+    if (v == NULL)
+        return; /* left in the order found */
+    for (size_t i = first; i < d->n; i++) {
+        located *e = &v[i - first];
+        const char *s = d->lines[i];
+        e->seq = i;
+        e->text = d->lines[i];
+        /* "FILE:LINE:COL: ..." as sf_diags_add writes it; "FILE: ..." sorts first */
+        if (strncmp(s, y->file, flen) == 0 && s[flen] == ':') {
+            char *end;
+            e->line = strtol(s + flen + 1, &end, 10);
+            if (*end == ':')
+                e->col = strtol(end + 1, NULL, 10);
+            else
+                e->line = 0;
+        }
+    }
+    qsort(v, d->n - first, sizeof(*v), cmp_located);
+    for (size_t i = first; i < d->n; i++)
+        d->lines[i] = v[i - first].text;
+    free(v);
 }
 
 static const char *kind_name(const yaml_node_t *n)
@@ -150,6 +300,44 @@ int sf_ynode_check_map(sf_ydoc *y, const yaml_node_t *n, const char *what, const
         sf_ydoc_error(y, k, "unknown key '%s' in %s (known keys: %s)", key, what, list);
     }
     return 0;
+}
+
+void sf_ynode_fields(sf_ydoc *y, const yaml_node_t *n, const char *what, const char *const *known,
+                     yaml_node_t **keys, yaml_node_t **vals)
+{
+    size_t count = 0;
+    while (known[count] != NULL)
+        count++;
+    for (size_t i = 0; i < count; i++) {
+        vals[i] = NULL;
+        if (keys != NULL)
+            keys[i] = NULL;
+    }
+    if (n->type != YAML_MAPPING_NODE)
+        return;
+    yaml_node_t *k, *v, **firsts = calloc(count ? count : 1, sizeof(*firsts));
+    if (firsts == NULL)
+        return;
+    SF_YMAP_EACH(y, n, k, v)
+    {
+        if (k->type != YAML_SCALAR_NODE)
+            continue;
+        for (size_t i = 0; i < count; i++) {
+            if (strcmp((const char *)k->data.scalar.value, known[i]) != 0)
+                continue;
+            if (firsts[i] != NULL) {
+                sf_ydoc_error(y, k, "%s is given twice in %s (first at line %d)", known[i], what,
+                              (int)firsts[i]->start_mark.line + 1);
+            } else {
+                firsts[i] = k;
+                vals[i] = v;
+                if (keys != NULL)
+                    keys[i] = k;
+            }
+            break;
+        }
+    }
+    free(firsts);
 }
 
 int sf_yget_string(sf_ydoc *y, const yaml_node_t *n, const char *what, char **out)
@@ -241,4 +429,100 @@ bad:
     sf_ydoc_error(y, n, "%s must be a duration with a unit (e.g. 250ms, 10s, 2m), not '%s'", what,
                   s);
     return -1;
+}
+
+/* Strict decimal syntax: -?[0-9]+(.[0-9]+)? */
+static int is_decimal(const char *s)
+{
+    const char *p = s;
+    if (*p == '-')
+        p++;
+    if (*p < '0' || *p > '9')
+        return 0;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    if (*p == '.') {
+        p++;
+        if (*p < '0' || *p > '9')
+            return 0;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    return *p == '\0';
+}
+
+int sf_yget_decimal(sf_ydoc *y, const yaml_node_t *n, const char *what, double min, double max,
+                    double *out)
+{
+    const char *s = sf_ynode_scalar(y, n, what);
+    if (s == NULL)
+        return -1;
+    if (!is_decimal(s) || strlen(s) > 40) {
+        sf_ydoc_error(y, n, "%s must be a number (e.g. 0.05), not '%s'", what, s);
+        return -1;
+    }
+    double v = strtod(s, NULL);
+    if (v < min || v > max) {
+        sf_ydoc_error(y, n, "%s must be between %g and %g, not %s", what, min, max, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int sf_yget_percent_bp(sf_ydoc *y, const yaml_node_t *n, const char *what, uint32_t *out)
+{
+    const char *s = sf_ynode_scalar(y, n, what);
+    if (s == NULL)
+        return -1;
+    size_t len = strlen(s);
+    if (len > 1 && len < 40 && s[len - 1] == '%') {
+        char num[40];
+        memcpy(num, s, len - 1);
+        num[len - 1] = '\0';
+        if (is_decimal(num)) {
+            sf_ydoc_error(y, n, "%s is a number of percent without the sign: write %s, not %s",
+                          what, num, s);
+            return -1;
+        }
+    }
+    if (!is_decimal(s) || len > 40) {
+        sf_ydoc_error(y, n,
+                      "%s must be a number from 0 to 100 (decimals allowed, e.g. 25 or 0.5), "
+                      "not '%s'",
+                      what, s);
+        return -1;
+    }
+    const char *p = s;
+    int neg = *p == '-';
+    uint64_t whole = 0, frac = 0;
+    if (neg)
+        p++;
+    for (; *p >= '0' && *p <= '9'; p++)
+        if (whole <= 1000)
+            whole = whole * 10 + (uint64_t)(*p - '0');
+    if (*p == '.') {
+        p++;
+        for (int i = 0; i < 2; i++) {
+            frac *= 10;
+            if (*p >= '0' && *p <= '9')
+                frac += (uint64_t)(*p++ - '0');
+        }
+        for (; *p; p++) {
+            if (*p != '0') {
+                sf_ydoc_error(y, n,
+                              "%s has more than two decimal places, not %s (the resolution is "
+                              "0.01%%)",
+                              what, s);
+                return -1;
+            }
+        }
+    }
+    uint64_t bp = whole * 100 + frac;
+    if ((neg && bp > 0) || bp > 10000) {
+        sf_ydoc_error(y, n, "%s must be between 0 and 100, not %s", what, s);
+        return -1;
+    }
+    *out = (uint32_t)bp;
+    return 0;
 }
