@@ -1,5 +1,6 @@
-/* stub.c — the stand-in servers' HTTP engine (see stub.h): evhttp on one event loop, fault knobs
- * applied around every handler, and replies streamed piece by piece with backpressure. */
+/* stub.c — the stand-in servers' HTTP engine (see stub.h): evhttp on one event loop (HTTPS
+ * through bufferevent_openssl with --tls-cert/--tls-key), fault knobs applied around every
+ * handler, and replies streamed piece by piece with backpressure. */
 #include "stub.h"
 #include "query.h"
 #include "builtin.h"
@@ -23,10 +24,13 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/http_struct.h> /* major/minor: libevent 2.1 has no accessor for the version */
 #include <event2/keyvalq_struct.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 /* Bytes handed to evhttp at a time; the next piece goes out once the socket took this one. */
 #define PIECE (64 * 1024)
@@ -690,23 +694,92 @@ static int listen_on(const char *host, int port, char *addr, size_t addrlen)
     return fd;
 }
 
+/* HTTPS */
+
+/* OpenSSL says "system lib" for a file it cannot open: say why instead. */
+static bool readable(const char *name, const char *flag, const char *path)
+{
+    if (access(path, R_OK) == 0)
+        return true;
+    fprintf(stderr, "%s: cannot read %s %s: %s\n", name, flag, path, strerror(errno));
+    return false;
+}
+
+/* A server context from a PEM certificate chain and its key. Returns NULL with a message on
+ * stderr. */
+static SSL_CTX *tls_server_ctx(const char *name, const char *cert, const char *key)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    const char *step = "cannot create a TLS context", *file = "";
+
+    if (ctx == NULL)
+        goto fail;
+    step = "cannot require TLS 1.2";
+    if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION))
+        goto fail;
+    if (!readable(name, "--tls-cert", cert) || !readable(name, "--tls-key", key))
+        goto fail_quiet;
+    step = "cannot use --tls-cert ";
+    file = cert;
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
+        goto fail;
+    step = "cannot use --tls-key ";
+    file = key;
+    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1)
+        goto fail;
+    return ctx;
+
+fail:;
+    unsigned long e = ERR_peek_last_error();
+    const char *why = e != 0 ? ERR_reason_error_string(e) : NULL;
+    fprintf(stderr, "%s: %s%s: %s\n", name, step, file, why != NULL ? why : "failed");
+fail_quiet:
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+/* evhttp asks for each accepted connection's bufferevent: a TLS one, accepting. */
+static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
+{
+    SSL *ssl = SSL_new(arg);
+    struct bufferevent *bev;
+
+    if (ssl == NULL)
+        return NULL;
+    bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                         BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    /* Clients closing without close_notify are common and harmless for HTTP/1.1 framing. */
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
 static void usage(FILE *out, const struct sf_stub_app *app)
 {
-    fprintf(out, "usage: %s [--host H] [--port P] [--help]\n", app->name);
+    fprintf(out, "usage: %s [--host H] [--port P] [--tls-cert FILE --tls-key FILE] [--help]\n",
+            app->name);
 }
 
 static void help(const struct sf_stub_app *app)
 {
     printf("%s\n\n", app->summary);
     usage(stdout, app);
-    printf("  --host H   address to listen on (default 127.0.0.1)\n"
-           "  --port P   port to listen on (default %d; 0 picks a free one)\n"
-           "  --help     this text\n\n",
+    printf("  --host H         address to listen on (default 127.0.0.1)\n"
+           "  --port P         port to listen on (default %d; 0 picks a free one)\n"
+           "  --tls-cert FILE  serve HTTPS (TLS 1.2 or later) with this PEM certificate chain\n"
+           "  --tls-key FILE   ... and this PEM private key; both or neither (default: HTTP)\n"
+           "  --help           this text\n\n",
            app->default_port);
     app->print_endpoints(stdout);
     printf("\n%s\n%s\n", sf_builtin_help, sf_knobs_help);
-    printf("Serving: HTTP/1.1 (evhttp), idle keep-alive connections closed after %d s, request\n"
-           "bodies up to %ld MiB (413 beyond). SIGTERM or SIGINT: exit 0.\n",
+    printf("Serving: HTTP/1.1 (evhttp), over TLS with --tls-cert; idle keep-alive connections\n"
+           "closed after %d s, request bodies up to %ld MiB (413 beyond). SIGTERM or SIGINT:\n"
+           "exit 0.\n",
            IDLE_TIMEOUT_S, MAX_BODY / (1024 * 1024));
 }
 
@@ -739,13 +812,14 @@ static void free_inflight(struct sf_stub *srv)
 
 int sf_stub_main(int argc, char **argv, const struct sf_stub_app *app)
 {
-    static const struct option opts[] = {{"host", required_argument, NULL, 'H'},
-                                         {"port", required_argument, NULL, 'p'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"host", required_argument, NULL, 'H'},     {"port", required_argument, NULL, 'p'},
+        {"tls-cert", required_argument, NULL, 'c'}, {"tls-key", required_argument, NULL, 'k'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
     struct sf_stub srv = {.app = app};
     struct event *sigterm = NULL, *sigint = NULL;
-    const char *host = "127.0.0.1";
+    const char *host = "127.0.0.1", *tls_cert = NULL, *tls_key = NULL;
+    SSL_CTX *tls = NULL;
     int port = app->default_port, fd = -1, c, status = 1;
     char addr[128];
 
@@ -761,6 +835,12 @@ int sf_stub_main(int argc, char **argv, const struct sf_stub_app *app)
                 return 2;
             }
             break;
+        case 'c':
+            tls_cert = optarg;
+            break;
+        case 'k':
+            tls_key = optarg;
+            break;
         case 'h':
             help(app);
             return 0;
@@ -773,6 +853,16 @@ int sf_stub_main(int argc, char **argv, const struct sf_stub_app *app)
         fprintf(stderr, "%s: unexpected argument: %s\n", app->name, argv[optind]);
         usage(stderr, app);
         return 2;
+    }
+    if ((tls_cert == NULL) != (tls_key == NULL)) {
+        fprintf(stderr, "%s: --tls-cert and --tls-key go together\n", app->name);
+        usage(stderr, app);
+        return 2;
+    }
+    if (tls_cert != NULL) {
+        tls = tls_server_ctx(app->name, tls_cert, tls_key);
+        if (tls == NULL)
+            return 1;
     }
 
     for (size_t i = 0; i < sizeof(pattern); i++)
@@ -793,6 +883,8 @@ int sf_stub_main(int argc, char **argv, const struct sf_stub_app *app)
         srv.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
                       EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_PATCH);
     evhttp_set_gencb(srv.http, on_request, &srv);
+    if (tls != NULL)
+        evhttp_set_bevcb(srv.http, on_new_bev, tls);
 
     fd = listen_on(host, port, addr, sizeof(addr));
     if (fd < 0) {
@@ -811,7 +903,7 @@ int sf_stub_main(int argc, char **argv, const struct sf_stub_app *app)
         event_add(sigint, NULL) < 0)
         goto fail;
 
-    fprintf(stderr, "%s listening on %s\n", app->name, addr);
+    fprintf(stderr, "%s listening on %s%s\n", app->name, addr, tls != NULL ? " (HTTPS)" : "");
     if (event_base_dispatch(srv.base) < 0) {
         fprintf(stderr, "%s: event loop failed\n", app->name);
         goto fail;
@@ -830,6 +922,7 @@ fail:
         event_free(sigint);
     if (srv.base != NULL)
         event_base_free(srv.base);
+    SSL_CTX_free(tls);
     libevent_global_shutdown();
     return status;
 }

@@ -30,9 +30,10 @@ struct sf_stub_app {
     int sort_keys;                      /* serialize JSON objects with their keys sorted */
 };
 
-/* Parses --host/--port/--help, listens, serves until SIGTERM or SIGINT, frees everything.
+/* Parses --host/--port/--tls-cert/--tls-key/--help, listens (HTTPS when given a certificate and
+ * key, else plain HTTP), serves until SIGTERM or SIGINT, frees everything.
  * Returns the process exit status: 0 after a signal or --help, 1 on a runtime failure (e.g.
- * the address is in use), 2 on a usage error. */
+ * the address is in use, an unreadable certificate), 2 on a usage error. */
 int sf_stub_main(int argc, char **argv, const struct sf_stub_app *app);
 
 /* Request accessors. Strings are borrowed from r and NUL-terminated. */

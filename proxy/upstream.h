@@ -1,6 +1,6 @@
 /* Upstream connection pools: one per backend address, keeping idle keep-alive connections
- * (LIFO, capped) and opening new ones on demand. A connection in use belongs to one owner,
- * which receives its I/O through sf_upconn_ops. */
+ * (LIFO, capped) and opening new ones on demand, over plain TCP or TLS. A connection in use
+ * belongs to one owner, which receives its I/O through sf_upconn_ops. */
 #ifndef SF_UPSTREAM_H
 #define SF_UPSTREAM_H
 
@@ -17,7 +17,8 @@ typedef struct sf_upconn sf_upconn;
 typedef struct {
     /* Bytes arrived in up->in (n > 0), or the peer closed (n == 0) or failed (n < 0, err set). */
     void (*on_read)(void *owner, sf_upconn *up, ssize_t n, int err);
-    /* The connect finished: err 0 on success, else the errno. */
+    /* The connect finished (for TLS: the handshake too): err 0 on success, else the errno
+     * (EPROTO for a TLS failure; sf_upconn_error says more while the callback runs). */
     void (*on_connect)(void *owner, sf_upconn *up, int err);
     /* up->out was fully written (after having been non-empty). */
     void (*on_drained)(void *owner, sf_upconn *up);
@@ -35,19 +36,28 @@ struct sf_upconn {
     void *owner; /* NULL while idle in the pool */
     const sf_upconn_ops *ops;
     unsigned connecting : 1, reused : 1, read_paused : 1, wev_on : 1;
+    /* TLS state: TCP connected and handshaking; SSL_read waits for writability; SSL_write
+     * waits for readability; a fatal TLS error happened (no close_notify then). */
+    unsigned tls_hs : 1, tls_rw : 1, tls_wr : 1, tls_dead : 1;
     uint8_t wide_reads; /* sf_read_into's state */
+    struct ssl_st *ssl; /* SSL, NULL for plain TCP */
+    char *error;        /* why TLS failed, for sf_upconn_error (malloc'd, NULL if none) */
     TAILQ_ENTRY(sf_upconn) idle_link;
 };
 
 /* TLS towards a backend (https URLs). */
 typedef struct {
-    struct ssl_ctx_st *ctx; /* SSL_CTX, borrowed: outlives the pool */
+    struct ssl_ctx_st *ctx; /* SSL_CTX, borrowed: outlives the pool (see sf_tls_client_ctx) */
     const char *host;       /* name for SNI and certificate checks (an IP literal: no SNI) */
 } sf_pool_tls;
 
 /* Creates a pool for the backend at addr. name is for logs ("legacy 127.0.0.1:8081").
  * max_idle bounds the idle connections kept; idle_ms closes those unused that long. tls:
- * NULL for plain TCP; otherwise every connection does a TLS handshake before on_connect. */
+ * NULL for plain TCP; otherwise (copied, the ctx borrowed) every connection does a TLS
+ * handshake before on_connect: SNI and, when the ctx verifies, the certificate's name or IP
+ * checked against tls->host; the pool keeps the last session it got and resumes with it (it
+ * installs its new-session callback on the ctx, the same for every pool). Returns NULL when
+ * out of memory. */
 sf_pool *sf_pool_create(struct event_base *base, const struct sockaddr_storage *addr,
                         socklen_t addrlen, const char *name, size_t max_idle, unsigned idle_ms,
                         const sf_pool_tls *tls);
@@ -63,7 +73,8 @@ sf_upconn *sf_pool_acquire(sf_pool *p, void *owner, const sf_upconn_ops *ops, in
 /* Hands a connection back: kept idle when reusable (and nothing is buffered), else closed. */
 void sf_pool_release(sf_upconn *up, int reusable);
 
-/* Closes a connection in use (abort = RST). */
+/* Closes a connection in use (abort = RST; a TLS connection closed without abort sends a
+ * close_notify first, best-effort). */
 void sf_upconn_close(sf_upconn *up, int abort);
 
 /* Sends what is in up->out now (nothing while connecting); arms the write event for the rest.
@@ -76,5 +87,11 @@ void sf_upconn_resume_read(sf_upconn *up);
 
 /* Arms (tv != NULL) or clears the connection's one timer. */
 void sf_upconn_set_timer(sf_upconn *up, const struct timeval *tv);
+
+/* Why the connection failed beyond its errno, for the log: "TLS certificate verification
+ * failed: unable to get local issuer certificate", "TLS handshake failed: wrong version
+ * number". NULL when there is nothing more to say (plain TCP errors). Borrowed: valid until
+ * the connection is closed. */
+const char *sf_upconn_error(const sf_upconn *up);
 
 #endif
