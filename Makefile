@@ -4,6 +4,7 @@
 #   make test            unit + integration tests, plain and sanitized
 #   make run             the demo: stand-in monolith, function host and proxy
 #   make bench           side-by-side benchmark against nginx and HAProxy
+#   make bench-match     micro-benchmark of route matching (bench/match_bench.c)
 #   make deps            install the Debian packages (skipped when already found)
 #
 # Libraries (Debian packages): libevent 2.1 (libevent-dev), OpenSSL 3 (libssl-dev),
@@ -56,7 +57,7 @@ UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
 PROGS := $(BINDIR)/strangler $(BINDIR)/legacy-stub $(BINDIR)/function-host
 
-.PHONY: all deps test test-plain test-san unit run bench fmt fmt-check clean
+.PHONY: all deps test test-plain test-san unit run bench bench-match fmt fmt-check clean
 all: $(PROGS) $(UNIT_BINS)
 
 $(B)/%.o: %.c
@@ -121,6 +122,16 @@ run: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@bash bench/run.sh
+
+# bench-match: the routing step alone (normalize + match + decide over 200 routes), on the
+# plain -O2 build whatever SANITIZE says.
+bench-match:
+	@$(MAKE) --no-print-directory SANITIZE= build/plain/bench/match_bench
+	@build/plain/bench/match_bench
+$(B)/bench/match_bench: $(B)/bench/match_bench.o $(ROUTES_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 fmt:
 	clang-format -i $(wildcard proxy/*.[ch] routes/*.[ch] legacy-stub/*.[ch] functions/*.[ch] tests/unit/*.[ch])

@@ -21,9 +21,11 @@ typedef struct {
 /* Normalizes the path of an origin-form request target (the part before '?', starting with
  * '/'): percent-encoded unreserved characters (ALPHA DIGIT - . _ ~) are decoded, other escapes
  * keep their encoding with uppercase hex (%2F stays %2F), then dot-segments are resolved
- * (RFC 3986 §5.2.4, after decoding, so %2E%2E is a dot-segment). Writes at most len bytes to
- * out. Returns the normalized length, or -1 when the path cannot be normalized safely: an
- * invalid escape, %00, a dot-segment that climbs above the root, or no leading '/'. */
+ * (RFC 3986 §5.2.4, after decoding, so %2E%2E is a dot-segment; empty segments are kept).
+ * Writes at most len bytes to out, which may be in (normalizing in place). Returns the
+ * normalized length, or -1 when the path cannot be normalized safely: an invalid escape, %00 or
+ * a NUL byte, a dot-segment that climbs above the root ("/..", "/a/../.."), or no leading '/'.
+ * Linear in len; no allocation. */
 ssize_t sf_path_normalize(const char *in, size_t len, char *out);
 
 /* True when prefix (a route's match.path) covers path on segment boundaries: "/api/orders"
@@ -44,6 +46,18 @@ const sf_route *sf_route_match(const sf_route_table *t, const sf_match_input *in
 const sf_route *sf_routes_match(const sf_route *routes, size_t n, const sf_match_input *in,
                                 pcre2_match_data *md);
 
+/* An index over an array of routes that finds what sf_routes_match finds (the first route in
+ * order that matches) without trying every route: each route's required literal prefix (its
+ * match.path, or the literal start of an anchored regex such as "/api/v2/items/" for
+ * '^/api/v2/items/[0-9]+$') goes into a byte trie, so a request only tries the routes whose
+ * literal prefix its path starts with (and the routes with none), in file order; methods are
+ * checked as a bitmask. Built once per table; immutable, shared by every thread. Borrows routes,
+ * which must outlive it. Returns NULL when out of memory. */
+sf_match_index *sf_match_index_create(const sf_route *routes, size_t n);
+void sf_match_index_destroy(sf_match_index *ix); /* accepts NULL */
+const sf_route *sf_match_index_lookup(const sf_match_index *ix, const sf_match_input *in,
+                                      pcre2_match_data *md);
+
 /* The route's sticky key in the request (a header's value, a cookie's value, the client ip).
  * Returns 1 with *key set (borrowed from in), or 0 when the request carries none. */
 int sf_route_sticky_key(const sf_route *r, const sf_match_input *in, sf_slice *key);
@@ -59,7 +73,9 @@ int sf_route_decide(const sf_route *r, const sf_match_input *in, uint64_t rnd);
 /* The target the function gets: its URL's path prefix, the path rewritten by the route's
  * rewrite (unchanged when there is none or it does not match), then "?" query when query is
  * not empty (query excludes the '?'). Writes into out (cap bytes, not NUL-terminated).
- * Returns the length, or -1 when it does not fit or the substitution fails. */
+ * Returns the length, or -1 when it does not fit, the substitution fails or the rewritten path
+ * does not start with '/'. The rewrite replaces the first match only; an unset group in
+ * rewrite.to inserts nothing. */
 ssize_t sf_route_function_target(const sf_route *r, sf_slice path, sf_slice query,
                                  pcre2_match_data *md, char *out, size_t cap);
 

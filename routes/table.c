@@ -30,6 +30,7 @@ struct sf_route_table {
     size_t nfunctions;
     sf_route *routes;
     size_t nroutes;
+    sf_match_index *index; /* the routes by literal prefix, for sf_route_match */
     char version[17];
 };
 
@@ -1437,6 +1438,11 @@ sf_route_table *sf_table_load(const char *path, sf_diags *d)
     sf_ydoc_sort_diags(&y, first);
     if (d->errors > errors_before)
         goto fail;
+    t->index = sf_match_index_create(t->routes, t->nroutes);
+    if (t->index == NULL) {
+        sf_diags_add(d, 0, path, 0, 0, "out of memory indexing the routes");
+        goto fail;
+    }
     sf_ydoc_dispose(&y);
     free(buf);
     return t;
@@ -1445,6 +1451,11 @@ fail:
     free(buf);
     sf_table_unref(t);
     return NULL;
+}
+
+const sf_match_index *sf_table_match_index(const sf_route_table *t)
+{
+    return t->index;
 }
 
 sf_route_table *sf_table_ref(sf_route_table *t)
@@ -1457,6 +1468,7 @@ void sf_table_unref(sf_route_table *t)
 {
     if (t == NULL || --t->refs > 0)
         return;
+    sf_match_index_destroy(t->index);
     for (size_t i = 0; i < t->nroutes; i++)
         route_dispose(&t->routes[i]);
     free(t->routes);

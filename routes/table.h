@@ -105,6 +105,7 @@ typedef struct {
 } sf_route;
 
 typedef struct sf_route_table sf_route_table;
+typedef struct sf_match_index sf_match_index; /* match.h */
 
 /* Loads and validates path: every error and warning is recorded in d with FILE:LINE:COL, not
  * only the first. ${env:NAME} is expanded from the environment; relative paths (tls.ca) are
@@ -121,6 +122,9 @@ const sf_upstream_url *sf_table_legacy(const sf_route_table *t);
 /* Functions and routes in file order. Borrowed from t. */
 const sf_function *sf_table_functions(const sf_route_table *t, size_t *n);
 const sf_route *sf_table_routes(const sf_route_table *t, size_t *n);
+
+/* The routes indexed for matching (match.h). Borrowed from t. */
+const sf_match_index *sf_table_match_index(const sf_route_table *t);
 
 /* A route by name, or NULL. */
 const sf_route *sf_table_route(const sf_route_table *t, const char *name);
