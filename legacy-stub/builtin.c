@@ -18,7 +18,7 @@
 
 const char sf_builtin_help[] =
     "Built-in endpoints (no per-response fields unless noted):\n"
-    "  ANY  /__echo          what reached the server: {\"method\", \"path\" (raw request-target\n"
+    "  ANY  /__echo[/...]    what reached the server: {\"method\", \"path\" (raw request-target\n"
     "                        with the query), \"version\", \"headers\": [[name, value], ...] in\n"
     "                        received order with duplicates, \"body_length\", \"body_sha256\",\n"
     "                        \"peer\": \"ip:port\" of the connection it came on}\n"
@@ -106,8 +106,8 @@ int sf_builtin_handle(struct sf_stub_req *r)
 {
     const char *path = sf_stub_req_path(r);
 
-    if (!strcmp(path, "/__echo")) {
-        echo(r);
+    if (sf_stub_path_under(path, "/__echo") != NULL) {
+        echo(r); /* also /__echo/anything: tests see rewritten and prefixed paths arrive */
     } else if (!strcmp(path, "/__bytes")) {
         bytes(r);
     } else if (!strcmp(path, "/__count")) {

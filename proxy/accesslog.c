@@ -191,6 +191,8 @@ void sf_accesslog_write(sf_accesslog *l, const sf_access_entry *e)
         sf_json_str(line, sizeof(line), &o, e->shadow);
     else
         LIT("null");
+    if (e->fallback)
+        LIT(",\"fallback\":true");
     if (e->error) {
         LIT(",\"error\":");
         sf_json_str(line, sizeof(line), &o, e->error);

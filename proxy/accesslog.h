@@ -22,6 +22,7 @@ typedef struct {
     uint64_t bytes_in, bytes_out;
     const char *shadow; /* NULL: not shadowed */
     const char *error;  /* NULL, or why the exchange ended badly ("truncated", ...) */
+    int fallback;       /* the function failed and legacy served the request */
 } sf_access_entry;
 
 /* Opens the log: target "stderr" or a file path (appended, created 0644). Returns NULL with a

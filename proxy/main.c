@@ -55,7 +55,7 @@ static const char *conf_path(const char *given)
 
 /* Loads settings and table; prints diagnostics. Returns 0 when both are valid. */
 static int load_all(const char *conf, const char *routes_override, sf_settings *s,
-                    sf_route_table **t)
+                    sf_route_table **t, int *warnings)
 {
     sf_diags d;
     sf_diags_init(&d);
@@ -67,6 +67,8 @@ static int load_all(const char *conf, const char *routes_override, sf_settings *
     }
     sf_diags_print(&d, stderr);
     int ok = d.errors == 0 && *t != NULL;
+    if (warnings != NULL)
+        *warnings = d.warnings;
     sf_diags_dispose(&d);
     return ok ? 0 : -1;
 }
@@ -76,7 +78,7 @@ static int cmd_run(const char *conf)
     sf_settings s;
     sf_route_table *t;
     char err[512];
-    if (load_all(conf, NULL, &s, &t) < 0) {
+    if (load_all(conf, NULL, &s, &t, NULL) < 0) {
         fprintf(stderr, "strangler: not started: the configuration has errors\n");
         sf_table_unref(t);
         sf_settings_dispose(&s);
@@ -99,10 +101,18 @@ static int cmd_check(const char *conf, const char *routes)
 {
     sf_settings s;
     sf_route_table *t;
-    int rc = load_all(conf, routes, &s, &t);
-    if (rc == 0)
-        printf("%s: ok\n%s: ok (version %s)\n", s.path, routes ? routes : s.routes_file,
-               sf_table_version(t));
+    int warnings = 0;
+    int rc = load_all(conf, routes, &s, &t, &warnings);
+    if (rc == 0) {
+        size_t nf, nr;
+        sf_table_functions(t, &nf);
+        sf_table_routes(t, &nr);
+        printf("%s: ok\n%s: ok: %zu function(s), %zu route(s), version %s", s.path,
+               routes ? routes : s.routes_file, nf, nr, sf_table_version(t));
+        if (warnings > 0)
+            printf(", %d warning(s)", warnings);
+        printf("\n");
+    }
     sf_table_unref(t);
     sf_settings_dispose(&s);
     return rc == 0 ? 0 : 1;

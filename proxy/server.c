@@ -3,6 +3,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +13,9 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "match.h"
 #include "netio.h"
+#include "tls.h"
 
 #define LISTEN_BACKLOG     4096
 #define ACCEPTS_PER_WAKEUP 64
@@ -192,6 +195,51 @@ static int open_listener(sf_server *s, sf_listener *l, const char *address, int 
     return 0;
 }
 
+/* A backend's pool (and TLS context for https). fn NULL: the monolith. */
+static int backend_init(sf_server *s, sf_backend *b, const sf_function *fn,
+                        const sf_upstream_url *url, char *err, size_t errlen)
+{
+    struct sockaddr_storage addr;
+    socklen_t alen;
+    char why[256], label[160];
+    b->fn = fn;
+    if (fn != NULL)
+        snprintf(b->name, sizeof(b->name), "function %s", fn->name);
+    else
+        snprintf(b->name, sizeof(b->name), "legacy");
+    if (sf_addr_resolve(url->host, url->port, &addr, &alen, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "%s (%s): %s", b->name, url->url, why);
+        return -1;
+    }
+    sf_pool_tls tls = {NULL, url->host};
+    if (url->tls) {
+        b->tls = sf_tls_client_ctx(fn ? fn->tls_ca : NULL, fn ? fn->tls_verify : 1, why,
+                                   sizeof(why));
+        if (b->tls == NULL) {
+            snprintf(err, errlen, "%s (%s): %s", b->name, url->url, why);
+            return -1;
+        }
+        tls.ctx = b->tls;
+    }
+    snprintf(label, sizeof(label), "%s (%s)", b->name, url->authority);
+    b->pool = sf_pool_create(s->base, &addr, alen, label, POOL_MAX_IDLE, POOL_IDLE_MS,
+                             url->tls ? &tls : NULL);
+    if (b->pool == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    b->tv_response = fn != NULL && fn->timeout_ms > 0 ? common_tv(s->base, fn->timeout_ms)
+                                                       : s->tv_up_response;
+    return 0;
+}
+
+static void backend_dispose(sf_backend *b)
+{
+    sf_pool_destroy(b->pool);
+    SSL_CTX_free(b->tls);
+    memset(b, 0, sizeof(*b));
+}
+
 sf_server *sf_server_create(sf_settings *cfg, sf_route_table *table, char *err, size_t errlen)
 {
     sf_server *s = calloc(1, sizeof(*s));
@@ -229,17 +277,28 @@ sf_server *sf_server_create(sf_settings *cfg, sf_route_table *table, char *err, 
     s->tv_up_response = common_tv(s->base, cfg->upstream_response_ms);
     s->tv_linger = common_tv(s->base, LINGER_MS);
 
-    const sf_upstream_url *legacy = sf_table_legacy(table);
-    struct sockaddr_storage addr;
-    socklen_t alen;
-    if (sf_addr_resolve(legacy->host, legacy->port, &addr, &alen, err, errlen) < 0)
-        goto fail;
-    char name[160];
-    snprintf(name, sizeof(name), "legacy %s", legacy->authority);
-    s->legacy_pool =
-        sf_pool_create(s->base, &addr, alen, name, POOL_MAX_IDLE, POOL_IDLE_MS, NULL);
-    if (s->legacy_pool == NULL)
+    /* the normalized path is never longer than the head; a function's target adds its URL
+     * prefix and what a rewrite adds */
+    s->pathbuf = malloc(cfg->max_header_bytes + 1);
+    s->targetbuf_cap = 2 * cfg->max_header_bytes + 4096;
+    s->targetbuf = malloc(s->targetbuf_cap);
+    s->md = sf_match_data_create();
+    if (s->pathbuf == NULL || s->targetbuf == NULL || s->md == NULL)
         goto oom;
+    if (backend_init(s, &s->legacy, NULL, sf_table_legacy(table), err, errlen) < 0)
+        goto fail;
+    size_t nfn;
+    const sf_function *fns = sf_table_functions(table, &nfn);
+    if (nfn > 0) {
+        s->fns = calloc(nfn, sizeof(*s->fns));
+        if (s->fns == NULL)
+            goto oom;
+    }
+    for (size_t i = 0; i < nfn; i++) {
+        s->nfns = i + 1;
+        if (backend_init(s, &s->fns[i], &fns[i], &fns[i].url, err, errlen) < 0)
+            goto fail;
+    }
 
     if (cfg->access_log != NULL) {
         s->alog = sf_accesslog_open(s->base, cfg->access_log, err, errlen);
@@ -282,8 +341,10 @@ int sf_server_run(sf_server *s)
     const sf_upstream_url *legacy = sf_table_legacy(s->table);
     for (size_t i = 0; i < s->nlisteners; i++)
         sf_info("listening on %s", s->listeners[i].name);
-    sf_info("legacy backend %s; routes %s (version %s)", legacy->url, s->cfg->routes_file,
-            sf_table_version(s->table));
+    size_t nroutes;
+    sf_table_routes(s->table, &nroutes);
+    sf_info("legacy backend %s; %zu function(s), %zu route(s) from %s (version %s)", legacy->url,
+            s->nfns, nroutes, s->cfg->routes_file, sf_table_version(s->table));
     if (event_base_dispatch(s->base) < 0) {
         sf_error("event loop failed");
         return 1;
@@ -304,7 +365,14 @@ void sf_server_destroy(sf_server *s)
     for (size_t i = 0; i < 4; i++)
         if (s->sig_ev[i] != NULL)
             event_free(s->sig_ev[i]);
-    sf_pool_destroy(s->legacy_pool);
+    backend_dispose(&s->legacy);
+    for (size_t i = 0; i < s->nfns; i++)
+        backend_dispose(&s->fns[i]);
+    free(s->fns);
+    if (s->md != NULL)
+        pcre2_match_data_free(s->md);
+    free(s->pathbuf);
+    free(s->targetbuf);
     sf_accesslog_close(s->alog);
     free(s->hdrs);
     sf_table_unref(s->table);

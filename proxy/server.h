@@ -23,11 +23,27 @@ typedef struct {
     char name[80];
 } sf_listener;
 
+/* Where a request can go: the monolith or one function, with its pool and response timeout. */
+typedef struct {
+    const sf_function *fn;  /* NULL: legacy */
+    sf_pool *pool;
+    struct ssl_ctx_st *tls; /* owned; NULL for http:// */
+    const struct timeval *tv_response;
+    char name[96]; /* "legacy" or "function orders", for logs */
+} sf_backend;
+
 typedef struct sf_server {
     struct event_base *base;
     sf_settings *cfg;      /* borrowed */
     sf_route_table *table; /* one reference */
-    sf_pool *legacy_pool;
+    sf_backend legacy;
+    sf_backend *fns; /* one per function of table, by function_index */
+    size_t nfns;
+    pcre2_match_data *md; /* route matching and rewrites (single thread) */
+    char *pathbuf;        /* the normalized path of the request being started */
+    char *targetbuf;      /* the target a function gets */
+    size_t targetbuf_cap;
+    uint64_t fallbacks;
     sf_accesslog *alog; /* NULL when off */
     sf_http_limits limits;
     sf_http_header *hdrs; /* scratch header array for the parser (single thread) */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "match.h"
 #include "netio.h"
 #include "server.h"
 
@@ -21,13 +22,19 @@
 #define RESP_HEAD_MAX 65536
 #define PATH_LOG_MAX  512
 #define REQID_MAX     64
+/* A request body is kept for a fallback to legacy up to this size; beyond it the function's
+ * failure is the answer (Envoy's retry buffer works the same way). */
+#define FALLBACK_BODY_MAX (1024 * 1024)
 
 enum { CS_HEAD, CS_BODY, CS_WAIT, CS_CLOSING, CS_LINGER };
 enum { RM_NONE, RM_LENGTH, RM_CHUNKED, RM_CLOSE };
 
 typedef struct {
     sf_upconn *up;
-    sf_pool *pool;
+    sf_pool *pool;         /* be->pool */
+    sf_backend *be;        /* where the request went */
+    sf_route_table *table; /* a reference: the table the request started with */
+    const sf_route *route; /* NULL: no route matched (_default) */
     struct timespec t_start, t_up; /* monotonic */
     int64_t req_left;              /* Content-Length bytes still to forward */
     uint64_t req_body;             /* body bytes forwarded so far */
@@ -38,9 +45,13 @@ typedef struct {
     int status;
     uint8_t resp_mode;
     unsigned req_chunked : 1, req_done : 1, resp_head : 1, up_reusable : 1, keepalive : 1,
-        is_head : 1, http10 : 1, client_chunked : 1, up_paused : 1, retried : 1, active : 1;
+        is_head : 1, http10 : 1, client_chunked : 1, up_paused : 1, retried : 1, active : 1,
+        fallback : 1;
     char *retry_head; /* the upstream head, kept while a replay on a fresh connection is safe */
     size_t retry_len;
+    char *fb_head; /* the request head for legacy, kept while a fallback is possible */
+    size_t fb_len;
+    struct evbuffer *fb_body; /* the body bytes sent to the function so far, for a fallback */
     const char *error;
     char method[24];
     char path[PATH_LOG_MAX];
@@ -56,6 +67,7 @@ struct sf_client {
     char ip[48];
     uint8_t state;
     uint8_t wide_reads; /* sf_read_into's state */
+    uint32_t gen;       /* bumped when an exchange starts or changes backend */
     unsigned admin : 1, wev_on : 1, rev_paused : 1, head_started : 1, timer_send : 1,
         in_advance : 1;
     exchange x;
@@ -71,6 +83,7 @@ static int finalize(sf_client *c, int status, const char *error);
 static void up_on_read(void *owner, sf_upconn *up, ssize_t n, int err);
 static void up_on_connect(void *owner, sf_upconn *up, int err);
 static void up_on_drained(void *owner, sf_upconn *up);
+static void resume_body_if_drained(sf_client *c);
 static void up_on_write_error(void *owner, sf_upconn *up, int err);
 static void up_on_timeout(void *owner, sf_upconn *up);
 
@@ -149,7 +162,16 @@ static void client_resume_read(sf_client *c)
 static void exchange_reset(exchange *x)
 {
     free(x->retry_head);
+    free(x->fb_head);
+    if (x->fb_body != NULL)
+        evbuffer_free(x->fb_body);
+    sf_table_unref(x->table);
     memset(x, 0, sizeof(*x));
+}
+
+static const char *backend_kind(const exchange *x)
+{
+    return x->be == NULL ? "proxy" : x->be->fn != NULL ? "function" : "legacy";
 }
 
 static void client_free(sf_client *c, int abort)
@@ -219,7 +241,7 @@ static void start_linger(sf_client *c)
     client_timer(c, c->srv->tv_linger);
 }
 
-static void access_log(sf_client *c, const char *backend)
+static void access_log(sf_client *c)
 {
     sf_server *s = c->srv;
     exchange *x = &c->x;
@@ -232,8 +254,9 @@ static void access_log(sf_client *c, const char *backend)
         .client = c->ip,
         .method = x->method,
         .path = x->path,
-        .route = "_default",
-        .backend = backend,
+        .route = x->route != NULL ? x->route->name : "_default",
+        .backend = backend_kind(x),
+        .fallback = x->fallback,
         .status = x->status,
         .duration_ms = ms_since(&x->t_start, &now),
         .upstream_ms = x->t_up.tv_sec ? ms_since(&x->t_up, &now) : -1.0,
@@ -278,7 +301,6 @@ static int finalize(sf_client *c, int status, const char *error)
 {
     sf_server *s = c->srv;
     exchange *x = &c->x;
-    const char *backend = x->pool ? "legacy" : "proxy";
     int abort_client = 0;
 
     if (error != NULL)
@@ -304,7 +326,7 @@ static int finalize(sf_client *c, int status, const char *error)
     }
     if (x->status == 0)
         x->status = status;
-    access_log(c, backend);
+    access_log(c);
     if (abort_client) {
         client_free(c, 1);
         return -1;
@@ -477,23 +499,43 @@ static size_t move_body(struct evbuffer *from, struct evbuffer *to, size_t n, in
     return added;
 }
 
-/* Writes the request head for the upstream into out. Returns its length, or -1. */
-static ssize_t build_upstream_head(sf_client *c, const sf_http_request *req, size_t head_len,
-                                   struct evbuffer *out, char **copy)
+/* True when a function's configured header replaces the client's header of that name. */
+static int fn_header_override(const sf_function *fn, sf_slice name)
+{
+    for (size_t i = 0; i < fn->nheaders; i++)
+        if (fn->headers[i].name_len == name.len &&
+            strncasecmp(fn->headers[i].name, name.p, name.len) == 0)
+            return 1;
+    return 0;
+}
+
+/* An upper bound of the head write_head produces. */
+static size_t head_bound(const sf_client *c, const sf_http_request *req, size_t head_len,
+                         sf_slice target, const sf_backend *be)
+{
+    size_t n = head_len + target.len + req->headers[req->host_index].value.len + strlen(c->ip) +
+               strlen(c->x.reqid) + 256;
+    if (be->fn != NULL) {
+        n += strlen(be->fn->url.authority);
+        for (size_t i = 0; i < be->fn->nheaders; i++)
+            n += be->fn->headers[i].name_len + be->fn->headers[i].value_len + 4;
+    }
+    return n;
+}
+
+/* Writes the request head for backend be at w, with target as its request-target (origin
+ * form). The monolith gets the client's Host; a function gets its URL's authority, and its
+ * configured headers (DESIGN §5). Returns the end of what was written. */
+static char *write_head(sf_client *c, const sf_http_request *req, sf_slice target,
+                        const sf_backend *be, char *w)
 {
     exchange *x = &c->x;
+    const sf_function *fn = be->fn;
     sf_slice host = req->headers[req->host_index].value;
-    size_t bound = head_len + host.len + strlen(c->ip) + strlen(x->reqid) + 256;
-    struct evbuffer_iovec v;
-    if (evbuffer_reserve_space(out, (ev_ssize_t)bound, &v, 1) < 1)
-        return -1;
-    char *w = v.iov_base, *start = w;
 
     PUT(w, req->method.p, req->method.len);
     *w++ = ' ';
-    if (req->path.len == 0 || req->path.p[0] == '?')
-        *w++ = '/'; /* absolute-form without a path: "http://h" or "http://h?q" */
-    PUT(w, req->path.p, req->path.len);
+    PUT(w, target.p, target.len);
     PUTLIT(w, " HTTP/1.1\r\n");
 
     int xff_seen = 0;
@@ -517,6 +559,16 @@ static ssize_t build_upstream_head(sf_client *c, const sf_http_request *req, siz
             PUT(w, h->value.p, h->value.len);
             continue;
         }
+        if (fn != NULL) {
+            if ((int)i == req->host_index) {
+                PUTLIT(w, "Host: ");
+                PUT(w, fn->url.authority, strlen(fn->url.authority));
+                PUTLIT(w, "\r\n");
+                continue;
+            }
+            if (fn->nheaders > 0 && fn_header_override(fn, h->name))
+                continue;
+        }
         w = put_header(w, h->name, h->value);
     }
     size_t iplen = strlen(c->ip);
@@ -535,13 +587,34 @@ static ssize_t build_upstream_head(sf_client *c, const sf_http_request *req, siz
     PUTLIT(w, "\r\nX-Request-Id: ");
     PUT(w, x->reqid, strlen(x->reqid));
     PUTLIT(w, "\r\n");
+    if (fn != NULL)
+        for (size_t i = 0; i < fn->nheaders; i++) {
+            PUT(w, fn->headers[i].name, fn->headers[i].name_len);
+            PUTLIT(w, ": ");
+            PUT(w, fn->headers[i].value, fn->headers[i].value_len);
+            PUTLIT(w, "\r\n");
+        }
     if (x->req_chunked) {
         PUTLIT(w, "Transfer-Encoding: chunked\r\n");
     } else if (req->content_length >= 0) {
         w += snprintf(w, 40, "Content-Length: %lld\r\n", (long long)req->content_length);
     }
     PUTLIT(w, "\r\n");
-    v.iov_len = (size_t)(w - start);
+    return w;
+}
+
+/* Writes the head for be into out; with copy set, also a malloc'd copy of it (for a replay).
+ * Returns its length, or -1. */
+static ssize_t build_upstream_head(sf_client *c, const sf_http_request *req, size_t head_len,
+                                   sf_slice target, const sf_backend *be, struct evbuffer *out,
+                                   char **copy)
+{
+    struct evbuffer_iovec v;
+    size_t bound = head_bound(c, req, head_len, target, be);
+    if (evbuffer_reserve_space(out, (ev_ssize_t)bound, &v, 1) < 1)
+        return -1;
+    char *start = v.iov_base;
+    v.iov_len = (size_t)(write_head(c, req, target, be, start) - start);
     if (copy != NULL) {
         *copy = malloc(v.iov_len);
         if (*copy != NULL)
@@ -549,6 +622,16 @@ static ssize_t build_upstream_head(sf_client *c, const sf_http_request *req, siz
     }
     evbuffer_commit_space(out, &v, 1);
     return (ssize_t)v.iov_len;
+}
+
+/* The head for be in a malloc'd buffer (a fallback's head). NULL when out of memory. */
+static char *head_copy(sf_client *c, const sf_http_request *req, size_t head_len,
+                       sf_slice target, const sf_backend *be, size_t *len)
+{
+    char *buf = malloc(head_bound(c, req, head_len, target, be));
+    if (buf != NULL)
+        *len = (size_t)(write_head(c, req, target, be, buf) - buf);
+    return buf;
 }
 
 /* A failure while talking to the upstream, logged with what we were doing. */
@@ -561,17 +644,36 @@ static void arm_up_timer(sf_client *c)
     if (up->connecting)
         sf_upconn_set_timer(up, c->srv->tv_up_connect);
     else if (c->x.req_done || c->rev_paused)
-        sf_upconn_set_timer(up, c->srv->tv_up_response);
+        sf_upconn_set_timer(up, c->x.be->tv_response);
     else
         sf_upconn_set_timer(up, NULL);
+}
+
+static int fallback_to_legacy(sf_client *c, const char *what, const char *why);
+
+/* Why a connection failed: the TLS layer's reason when it has one, else errno's. */
+static const char *failure_reason(const exchange *x, int err)
+{
+    const char *tls = x->up != NULL ? sf_upconn_error(x->up) : NULL;
+    return tls != NULL ? tls : err ? strerror(err) : NULL;
+}
+
+/* The function failed before any response byte reached the client: legacy may still serve an
+ * idempotent request on a route with fallback (DESIGN §5 step 5). */
+static int can_fallback(const exchange *x)
+{
+    return x->fb_head != NULL && !x->resp_head && !x->fallback;
 }
 
 static int upstream_failed(sf_client *c, int status, const char *what, int err)
 {
     exchange *x = &c->x;
+    const char *why = failure_reason(x, err);
+    if (can_fallback(x))
+        return fallback_to_legacy(c, what, why);
     sf_warn("%s %s (%s)%s%s while forwarding %s %s [req %s]", what,
             x->pool ? sf_pool_name(x->pool) : "upstream", status == 504 ? "timeout" : "error",
-            err ? ": " : "", err ? strerror(err) : "", x->method, x->path, x->reqid);
+            why ? ": " : "", why ? why : "", x->method, x->path, x->reqid);
     return finalize(c, status, what);
 }
 
@@ -600,6 +702,7 @@ static int start_request(sf_client *c, const sf_http_request *req, size_t head_l
     exchange *x = &c->x;
 
     x->active = 1;
+    c->gen++;
     now_mono(&x->t_start);
     copy_slice(x->method, sizeof(x->method), req->method);
     copy_slice(x->path, sizeof(x->path), req->target);
@@ -643,14 +746,90 @@ static int start_request(sf_client *c, const sf_http_request *req, size_t head_l
     if (c->admin)
         return admin_request(c, req, head_len);
 
-    x->pool = s->legacy_pool;
-    x->up = sf_pool_acquire(x->pool, c, &up_ops, 0);
+    /* Route on the normalized path (DESIGN §4). Both backends get the normalized form, so the
+     * path that matched is the path the upstream sees. */
+    x->table = sf_table_ref(s->table);
+    sf_slice target = req->path, npath = {"/", 1}, query = {NULL, 0};
+    if (!(req->flags & SF_HTTP_F_ASTERISK_FORM)) {
+        const char *qm = memchr(req->path.p, '?', req->path.len);
+        size_t plen = qm != NULL ? (size_t)(qm - req->path.p) : req->path.len;
+        if (qm != NULL)
+            query = (sf_slice){qm + 1, req->path.len - plen - 1};
+        if (plen > 0) {
+            ssize_t n = sf_path_normalize(req->path.p, plen, s->pathbuf);
+            if (n < 0) {
+                evbuffer_drain(c->in, head_len);
+                sf_info("rejected request from %s: path cannot be normalized safely: %s [req %s]",
+                        c->ip, x->path, x->reqid);
+                return finalize(c, 400, "path cannot be normalized");
+            }
+            npath = (sf_slice){s->pathbuf, (size_t)n};
+        }
+        if (npath.len != plen || memcmp(npath.p, req->path.p, plen) != 0) {
+            /* the legacy target: the normalized path and the query as it came */
+            char *w = s->pathbuf;
+            if (npath.p != s->pathbuf)
+                memcpy(w, npath.p, npath.len);
+            npath.p = s->pathbuf;
+            w += npath.len;
+            if (qm != NULL) {
+                *w++ = '?';
+                memcpy(w, query.p, query.len);
+                w += query.len;
+            }
+            target = (sf_slice){s->pathbuf, (size_t)(w - s->pathbuf)};
+        }
+        sf_match_input in = {req->method, npath, req->headers, req->num_headers,
+                             {c->ip, strlen(c->ip)}};
+        x->route = sf_route_match(x->table, &in, s->md);
+        if (x->route != NULL && sf_route_decide(x->route, &in, sf_server_random(s)))
+            x->be = &s->fns[x->route->function_index];
+    }
+    if (x->be == NULL) {
+        x->be = &s->legacy;
+    } else {
+        /* the function's target; the legacy one stays for a fallback */
+        sf_slice legacy_target = target;
+        ssize_t n = sf_route_function_target(x->route, npath, query, s->md, s->targetbuf,
+                                             s->targetbuf_cap);
+        if (n < 0) {
+            evbuffer_drain(c->in, head_len);
+            sf_error("route %s: the rewrite of %s gave no valid path for %s [req %s]",
+                     x->route->name, x->path, x->be->name, x->reqid);
+            return finalize(c, 500, "rewrite failed");
+        }
+        target = (sf_slice){s->targetbuf, (size_t)n};
+        if (x->route->fallback && is_idempotent(req->method)) {
+            x->fb_head = head_copy(c, req, head_len, legacy_target, &s->legacy, &x->fb_len);
+            if (x->fb_head != NULL && !x->req_done)
+                x->fb_body = evbuffer_new();
+        }
+        x->up = sf_pool_acquire(x->be->pool, c, &up_ops, 0);
+        if (x->up == NULL && can_fallback(x)) {
+            sf_info("connect to %s failed (%s) for %s %s; serving it from legacy (fallback) "
+                    "[req %s]",
+                    x->be->name, strerror(errno), x->method, x->path, x->reqid);
+            x->fallback = 1;
+            s->fallbacks++;
+            x->be = &s->legacy;
+            target = legacy_target;
+            free(x->fb_head);
+            x->fb_head = NULL;
+            if (x->fb_body != NULL)
+                evbuffer_free(x->fb_body);
+            x->fb_body = NULL;
+        }
+    }
+    x->pool = x->be->pool;
+    if (x->up == NULL)
+        x->up = sf_pool_acquire(x->pool, c, &up_ops, 0);
     if (x->up == NULL) {
         evbuffer_drain(c->in, head_len);
         return upstream_failed(c, 502, "connect to", errno);
     }
     int replayable = x->up->reused && x->req_done && is_idempotent(req->method);
-    if (build_upstream_head(c, req, head_len, x->up->out, replayable ? &x->retry_head : NULL) < 0) {
+    if (build_upstream_head(c, req, head_len, target, x->be, x->up->out,
+                            replayable ? &x->retry_head : NULL) < 0) {
         evbuffer_drain(c->in, head_len);
         return upstream_failed(c, 502, "out of memory building the request for", ENOMEM);
     }
@@ -683,12 +862,41 @@ static int start_request(sf_client *c, const sf_http_request *req, size_t head_l
     return 0;
 }
 
+/* Copies what was appended to out from offset "from" into the fallback's body, or gives up the
+ * fallback once the body is over FALLBACK_BODY_MAX. */
+static void keep_for_fallback(exchange *x, struct evbuffer *out, size_t from)
+{
+    size_t len = evbuffer_get_length(out) - from;
+    if (evbuffer_get_length(x->fb_body) + len > FALLBACK_BODY_MAX) {
+        evbuffer_free(x->fb_body);
+        x->fb_body = NULL;
+        free(x->fb_head);
+        x->fb_head = NULL;
+        return;
+    }
+    struct evbuffer_ptr pos;
+    evbuffer_ptr_set(out, &pos, from, EVBUFFER_PTR_SET);
+    while (len > 0) {
+        struct evbuffer_iovec v[4];
+        int n = evbuffer_peek(out, (ev_ssize_t)len, &pos, v, 4);
+        if (n <= 0)
+            break;
+        for (int i = 0; i < n && len > 0; i++) {
+            size_t k = v[i].iov_len < len ? v[i].iov_len : len;
+            evbuffer_add(x->fb_body, v[i].iov_base, k);
+            len -= k;
+            evbuffer_ptr_set(out, &pos, k, EVBUFFER_PTR_ADD);
+        }
+    }
+}
+
 /* Moves request body bytes from the client to the upstream. */
 static int forward_body(sf_client *c)
 {
     sf_server *s = c->srv;
     exchange *x = &c->x;
     sf_upconn *up = x->up;
+    size_t before = evbuffer_get_length(up->out);
 
     if (x->req_chunked) {
         struct evbuffer_iovec v;
@@ -731,6 +939,8 @@ static int forward_body(sf_client *c)
         if (x->req_left == 0)
             x->req_done = 1;
     }
+    if (x->fb_body != NULL)
+        keep_for_fallback(x, up->out, before);
 
     if (x->req_done) {
         c->state = CS_WAIT;
@@ -744,6 +954,53 @@ static int forward_body(sf_client *c)
         client_timer(c, s->tv_client_body);
     }
     return sf_upconn_flush(up);
+}
+
+/* Serves the request from legacy after its function failed before any response byte went to
+ * the client (connect error, timeout, 502/503/504): the legacy head and the body bytes kept so
+ * far are sent on a legacy connection; the rest of the body, if any, follows as it comes. */
+static int fallback_to_legacy(sf_client *c, const char *what, const char *why)
+{
+    sf_server *s = c->srv;
+    exchange *x = &c->x;
+    sf_info("%s %s failed%s%s for %s %s; serving it from legacy (fallback) [req %s]", what,
+            x->be->name, why ? ": " : "", why ? why : "", x->method, x->path, x->reqid);
+    if (x->up != NULL) {
+        sf_upconn_close(x->up, 1);
+        x->up = NULL;
+    }
+    x->fallback = 1;
+    s->fallbacks++;
+    c->gen++;
+    x->be = &s->legacy;
+    x->pool = s->legacy.pool;
+    x->status = 0;
+    free(x->retry_head);
+    x->retry_head = NULL;
+    x->retried = 0;
+    x->up = sf_pool_acquire(x->pool, c, &up_ops, 0);
+    if (x->up == NULL)
+        return upstream_failed(c, 502, "connect to", errno);
+    evbuffer_add(x->up->out, x->fb_head, x->fb_len);
+    if (x->fb_body == NULL && x->req_done && x->up->reused) {
+        /* no body: the head alone can be replayed if this pooled connection is dead */
+        x->retry_head = x->fb_head;
+        x->retry_len = x->fb_len;
+    } else {
+        free(x->fb_head);
+    }
+    x->fb_head = NULL;
+    if (x->fb_body != NULL) {
+        evbuffer_add_buffer(x->up->out, x->fb_body);
+        evbuffer_free(x->fb_body);
+        x->fb_body = NULL;
+    }
+    now_mono(&x->t_up);
+    arm_up_timer(c);
+    if (sf_upconn_flush(x->up) < 0)
+        return -1;
+    resume_body_if_drained(c);
+    return 0;
 }
 
 static int advance(sf_client *c);
@@ -818,7 +1075,7 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
             /* The client went away mid-exchange (nginx's 499): stop the upstream side. */
             c->x.status = 499;
             c->x.error = n == 0 ? "client closed" : "client reset";
-            access_log(c, c->x.pool ? "legacy" : "proxy");
+            access_log(c);
         }
         client_free(c, n < 0);
         return;
@@ -836,7 +1093,7 @@ static int client_flush(sf_client *c)
             if (x->active) {
                 x->status = x->status ? x->status : 499;
                 x->error = "client write failed";
-                access_log(c, x->pool ? "legacy" : "proxy");
+                access_log(c);
             }
             client_free(c, 1);
             return -1;
@@ -874,6 +1131,7 @@ static int client_flush(sf_client *c)
     if (x->up_paused && left < OUT_LOW && x->up != NULL) {
         x->up_paused = 0;
         sf_upconn_resume_read(x->up);
+        sf_upconn_set_timer(x->up, x->be->tv_response);
     }
     return 0;
 }
@@ -894,7 +1152,7 @@ static void on_client_timer(evutil_socket_t fd, short what, void *arg)
         sf_info("client %s did not read its response for the send timeout; closing", c->ip);
         if (c->x.active) {
             c->x.error = "client send timeout";
-            access_log(c, c->x.pool ? "legacy" : "proxy");
+            access_log(c);
         }
         client_free(c, 1);
         return;
@@ -954,7 +1212,19 @@ static void up_on_connect(void *owner, sf_upconn *up, int err)
         return;
     }
     arm_up_timer(c);
-    sf_upconn_flush(up);
+    if (sf_upconn_flush(up) < 0)
+        return;
+    resume_body_if_drained(c);
+}
+
+/* A client paused because the upstream's output was full resumes once it has drained; a flush
+ * that empties the buffer at once raises no on_drained, so callers of sf_upconn_flush outside
+ * the write event check here. */
+static void resume_body_if_drained(sf_client *c)
+{
+    if (c->state == CS_BODY && c->rev_paused && c->x.up != NULL &&
+        evbuffer_get_length(c->x.up->out) < OUT_LOW)
+        up_on_drained(c, c->x.up);
 }
 
 static void up_on_drained(void *owner, sf_upconn *up)
@@ -1115,6 +1385,8 @@ static int process_response(sf_client *c)
         if (r == SF_HTTP_INCOMPLETE)
             return 0;
         if (r < 0) {
+            if (can_fallback(x))
+                return fallback_to_legacy(c, "response from", sf_http_error_str(r));
             sf_warn("invalid response from %s: %s, while forwarding %s %s [req %s]",
                     sf_pool_name(x->pool), sf_http_error_str(r), x->method, x->path, x->reqid);
             return finalize(c, 502, "invalid upstream response");
@@ -1127,6 +1399,11 @@ static int process_response(sf_client *c)
             }
             evbuffer_drain(up->in, (size_t)r); /* interim responses are not relayed */
             continue;
+        }
+        if ((resp.status == 502 || resp.status == 503 || resp.status == 504) && can_fallback(x)) {
+            char why[32];
+            snprintf(why, sizeof(why), "it answered %d", resp.status);
+            return fallback_to_legacy(c, "request to", why);
         }
         x->status = resp.status;
         if (x->is_head || resp.status == 204 || resp.status == 304) {
@@ -1159,8 +1436,10 @@ static int process_response(sf_client *c)
     if (done && evbuffer_get_length(up->in) > 0)
         x->up_reusable = 0; /* bytes past the end of the response: never reuse */
     if (!done && evbuffer_get_length(c->out) >= OUT_HIGH) {
+        /* the client is the slow side now: its send timeout runs, not the upstream's */
         x->up_paused = 1;
         sf_upconn_pause_read(up);
+        sf_upconn_set_timer(up, NULL);
     }
     if (done)
         return finalize(c, 0, NULL);
@@ -1172,7 +1451,7 @@ static void up_on_read(void *owner, sf_upconn *up, ssize_t n, int err)
     sf_client *c = owner;
     exchange *x = &c->x;
     if (n > 0) {
-        sf_upconn_set_timer(up, c->srv->tv_up_response);
+        sf_upconn_set_timer(up, c->x.be->tv_response);
         process_response(c);
         return;
     }
@@ -1183,8 +1462,11 @@ static void up_on_read(void *owner, sf_upconn *up, ssize_t n, int err)
         }
         /* process what arrived before the close: a complete head with a close-delimited
          * body is a valid response */
-        if (evbuffer_get_length(up->in) > 0 && process_response(c) < 0)
-            return;
+        if (evbuffer_get_length(up->in) > 0) {
+            uint32_t gen = c->gen;
+            if (process_response(c) < 0 || c->gen != gen || !x->active)
+                return; /* c is gone, the exchange ended, or it fell back to legacy */
+        }
         if (!x->resp_head) {
             upstream_failed(c, 502,
                             n == 0 ? "upstream closed the connection before responding:"
@@ -1275,7 +1557,7 @@ void sf_session_close_all(sf_server *s)
     while ((c = TAILQ_FIRST(&s->clients)) != NULL) {
         if (c->x.active) {
             c->x.error = "drain timeout";
-            access_log(c, c->x.pool ? "legacy" : "proxy");
+            access_log(c);
         }
         client_free(c, 1);
     }

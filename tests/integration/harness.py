@@ -153,10 +153,12 @@ def yaml_quote(s):
 
 class Proxy(Proc):
     """strangler run with a strangler.yaml and routes.yaml written to a fresh folder.
-    settings: extra top-level YAML text for strangler.yaml (e.g. limits or timeouts)."""
+    settings: extra top-level YAML text for strangler.yaml (e.g. limits or timeouts).
+    routes_yaml: the rest of routes.yaml after the legacy line (functions:, routes:); default
+    none of either, plus routes_extra."""
 
     def __init__(self, legacy_url, settings="", routes_extra="", port=None, admin_port=None,
-                 access="off", env=None, wait=True):
+                 access="off", env=None, wait=True, routes_yaml=None):
         self.dir = tempfile.mkdtemp(prefix="sf-conf-")
         port = port or free_port()
         self.admin_port = admin_port or free_port()
@@ -168,7 +170,9 @@ class Proxy(Proc):
                     f"routes_file: routes.yaml\n"
                     f"log: {{ level: info, access: {yaml_quote(access)} }}\n" + settings)
         with open(self.routes, "w") as f:
-            f.write(f"legacy: {legacy_url}\nfunctions: {{}}\nroutes: []\n" + routes_extra)
+            if routes_yaml is None:
+                routes_yaml = "functions: {}\nroutes: []\n"
+            f.write(f"legacy: {legacy_url}\n" + routes_yaml + routes_extra)
         super().__init__([os.path.join(BIN, "strangler"), "run", "-c", self.conf],
                          port=port if wait else None, env=env)
         self.port = port

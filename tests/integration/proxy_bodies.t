@@ -132,3 +132,33 @@ t.diag(f"max proxy RSS while streaming 200 MiB: {rss_max[0]} KiB")
 
 t.eq(proxy.stop(), 0, "strangler exits 0")
 t.ok(proxy.sanitizer_report() is None, "no sanitizer report", proxy.sanitizer_report())
+
+# A slow reader: while the client holds the response back, upstream_response does not run (the
+# upstream is waiting on us, not the other way round); the client's own progress keeps it.
+slowp = Proxy(f"http://127.0.0.1:{legacy.port}",
+              settings="timeouts: { upstream_response: 1s, client_body: 5s }\n")
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(("127.0.0.1", slowp.port))
+size = 4 * 1024 * 1024
+s.sendall(f"GET /__bytes?size={size} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+got = 0
+deadline = time.monotonic() + 30 * SLOW
+start = time.monotonic()
+s.settimeout(10 * SLOW)
+while got < size + 40 and time.monotonic() < deadline:
+    try:
+        b = s.recv(65536)
+    except socket.timeout:
+        break
+    if not b:
+        break
+    got += len(b)
+    if time.monotonic() - start < 3.0:
+        time.sleep(0.01)  # about 3 s of slow reading: past upstream_response several times
+s.close()
+t.ok(got > size, f"a client reading slowly for 3 s gets all of a 4 MiB body (upstream_response 1s)",
+     got)
+t.ok("stalled past upstream_response" not in slowp.output(),
+     "no upstream timeout is logged for a slow client")
+t.eq(slowp.stop(), 0, "strangler exits 0")
