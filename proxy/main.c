@@ -43,7 +43,8 @@ static const char usage_check[] =
     "\n"
     "Validates FILE (strangler.yaml) and ROUTES_FILE (default: the routes_file FILE names)\n"
     "without starting anything. Prints every error and warning as FILE:LINE:COL: message.\n"
-    "Exit 0 when valid, 1 when not.\n";
+    "Warnings (an unreachable route, verify: false) do not fail it. Exit 0 when valid, 1 when\n"
+    "not.\n";
 
 static const char *conf_path(const char *given)
 {

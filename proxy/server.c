@@ -213,8 +213,8 @@ static int backend_init(sf_server *s, sf_backend *b, const sf_function *fn,
     }
     sf_pool_tls tls = {NULL, url->host};
     if (url->tls) {
-        b->tls = sf_tls_client_ctx(fn ? fn->tls_ca : NULL, fn ? fn->tls_verify : 1, why,
-                                   sizeof(why));
+        b->tls =
+            sf_tls_client_ctx(fn ? fn->tls_ca : NULL, fn ? fn->tls_verify : 1, why, sizeof(why));
         if (b->tls == NULL) {
             snprintf(err, errlen, "%s (%s): %s", b->name, url->url, why);
             return -1;
@@ -228,8 +228,8 @@ static int backend_init(sf_server *s, sf_backend *b, const sf_function *fn,
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    b->tv_response = fn != NULL && fn->timeout_ms > 0 ? common_tv(s->base, fn->timeout_ms)
-                                                       : s->tv_up_response;
+    b->tv_response =
+        fn != NULL && fn->timeout_ms > 0 ? common_tv(s->base, fn->timeout_ms) : s->tv_up_response;
     return 0;
 }
 

@@ -25,7 +25,7 @@ typedef struct {
 
 /* Where a request can go: the monolith or one function, with its pool and response timeout. */
 typedef struct {
-    const sf_function *fn;  /* NULL: legacy */
+    const sf_function *fn; /* NULL: legacy */
     sf_pool *pool;
     struct ssl_ctx_st *tls; /* owned; NULL for http:// */
     const struct timeval *tv_response;

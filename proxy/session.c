@@ -31,10 +31,10 @@ enum { RM_NONE, RM_LENGTH, RM_CHUNKED, RM_CLOSE };
 
 typedef struct {
     sf_upconn *up;
-    sf_pool *pool;         /* be->pool */
-    sf_backend *be;        /* where the request went */
-    sf_route_table *table; /* a reference: the table the request started with */
-    const sf_route *route; /* NULL: no route matched (_default) */
+    sf_pool *pool;                 /* be->pool */
+    sf_backend *be;                /* where the request went */
+    sf_route_table *table;         /* a reference: the table the request started with */
+    const sf_route *route;         /* NULL: no route matched (_default) */
     struct timespec t_start, t_up; /* monotonic */
     int64_t req_left;              /* Content-Length bytes still to forward */
     uint64_t req_body;             /* body bytes forwarded so far */
@@ -625,8 +625,8 @@ static ssize_t build_upstream_head(sf_client *c, const sf_http_request *req, siz
 }
 
 /* The head for be in a malloc'd buffer (a fallback's head). NULL when out of memory. */
-static char *head_copy(sf_client *c, const sf_http_request *req, size_t head_len,
-                       sf_slice target, const sf_backend *be, size_t *len)
+static char *head_copy(sf_client *c, const sf_http_request *req, size_t head_len, sf_slice target,
+                       const sf_backend *be, size_t *len)
 {
     char *buf = malloc(head_bound(c, req, head_len, target, be));
     if (buf != NULL)
@@ -779,8 +779,8 @@ static int start_request(sf_client *c, const sf_http_request *req, size_t head_l
             }
             target = (sf_slice){s->pathbuf, (size_t)(w - s->pathbuf)};
         }
-        sf_match_input in = {req->method, npath, req->headers, req->num_headers,
-                             {c->ip, strlen(c->ip)}};
+        sf_match_input in = {
+            req->method, npath, req->headers, req->num_headers, {c->ip, strlen(c->ip)}};
         x->route = sf_route_match(x->table, &in, s->md);
         if (x->route != NULL && sf_route_decide(x->route, &in, sf_server_random(s)))
             x->be = &s->fns[x->route->function_index];
@@ -790,8 +790,8 @@ static int start_request(sf_client *c, const sf_http_request *req, size_t head_l
     } else {
         /* the function's target; the legacy one stays for a fallback */
         sf_slice legacy_target = target;
-        ssize_t n = sf_route_function_target(x->route, npath, query, s->md, s->targetbuf,
-                                             s->targetbuf_cap);
+        ssize_t n =
+            sf_route_function_target(x->route, npath, query, s->md, s->targetbuf, s->targetbuf_cap);
         if (n < 0) {
             evbuffer_drain(c->in, head_len);
             sf_error("route %s: the rewrite of %s gave no valid path for %s [req %s]",

@@ -12,8 +12,8 @@
 #include "diag.h"
 #include "slice.h"
 
-#define SF_CUTOVER_MAX   10000 /* basis points: cutover 100% */
-#define SF_MAX_CAPTURES  99    /* capture groups per pattern; match data holds them all */
+#define SF_CUTOVER_MAX  10000 /* basis points: cutover 100% */
+#define SF_MAX_CAPTURES 99    /* capture groups per pattern; match data holds them all */
 
 typedef struct {
     char *url;  /* as written (after ${env:} expansion) */
@@ -54,23 +54,23 @@ typedef struct {
 } sf_header_match;
 
 typedef struct {
-    int enabled;          /* a shadow: block is present */
-    uint32_t percent_bp;  /* 0..10000 */
-    char **methods;       /* default GET, HEAD */
+    int enabled;         /* a shadow: block is present */
+    uint32_t percent_bp; /* 0..10000 */
+    char **methods;      /* default GET, HEAD */
     size_t nmethods;
-    int compare_status;   /* default true */
+    int compare_status;     /* default true */
     char **compare_headers; /* lowercase */
     size_t ncompare_headers;
-    int body_mode;        /* SF_BODY_* (default auto) */
-    char **ignore;        /* JSON Pointers, '*' for one level */
+    int body_mode; /* SF_BODY_* (default auto) */
+    char **ignore; /* JSON Pointers, '*' for one level */
     size_t nignore;
     int learn_noise;
 } sf_shadow_conf;
 
 typedef struct {
     int enabled;
-    uint64_t window_ms;   /* default 60s */
-    uint64_t min_requests; /* default 100 */
+    uint64_t window_ms;                                        /* default 60s */
+    uint64_t min_requests;                                     /* default 100 */
     double max_error_ratio, max_mismatch_ratio, max_p99_ratio; /* < 0: not checked */
     int dry_run;
 } sf_guard_conf;
