@@ -270,7 +270,13 @@ static int expand_env(sf_ydoc *y, const yaml_node_t *n, const char *where, const
         } else {
             char *var = strndup(name, len);
             const char *val = var ? getenv(var) : NULL;
-            if (var != NULL && val == NULL) {
+            if (var != NULL && val == NULL && y->env_placeholders) {
+                /* a tool that only edits the file: the proxy's environment is not ours */
+                sf_ydoc_warning(y, n, "environment variable %s is not set here (${env:%s} in %s)",
+                                var, var, where);
+                sb_add(&b, "env-", 4);
+                sb_add(&b, var, strlen(var));
+            } else if (var != NULL && val == NULL) {
                 sf_ydoc_error(y, n, "environment variable %s is not set (${env:%s} in %s)", var,
                               var, where);
                 bad = 1;
@@ -1403,6 +1409,11 @@ static void hash_bytes(const unsigned char *p, size_t len, char out[17])
 
 sf_route_table *sf_table_load(const char *path, sf_diags *d)
 {
+    return sf_table_load_ex(path, d, 0);
+}
+
+sf_route_table *sf_table_load_ex(const char *path, sf_diags *d, unsigned flags)
+{
     static const char *const keys[] = {"legacy", "functions", "routes", NULL};
     sf_ydoc y;
     int errors_before = d->errors;
@@ -1422,6 +1433,7 @@ sf_route_table *sf_table_load(const char *path, sf_diags *d)
     hash_bytes(buf, len, t->version);
     if (sf_ydoc_load_buffer(&y, path, buf, len, d) < 0)
         goto fail;
+    y.env_placeholders = (flags & SF_TABLE_ENV_PLACEHOLDERS) != 0;
     yaml_node_t *root = sf_ydoc_root(&y);
     if (sf_ynode_check_map(&y, root, "routes.yaml", keys) < 0)
         goto fail;

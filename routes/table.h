@@ -113,6 +113,12 @@ typedef struct sf_match_index sf_match_index; /* match.h */
  * errors. */
 sf_route_table *sf_table_load(const char *path, sf_diags *d);
 
+/* The same with flags. SF_TABLE_ENV_PLACEHOLDERS: an unset ${env:NAME} becomes the text
+ * "env-NAME" with a warning, for tools that edit or show the file outside the proxy's
+ * environment (strangler cutover, rollback, routes without a running proxy). */
+#define SF_TABLE_ENV_PLACEHOLDERS 1u
+sf_route_table *sf_table_load_ex(const char *path, sf_diags *d, unsigned flags);
+
 sf_route_table *sf_table_ref(sf_route_table *t);
 void sf_table_unref(sf_route_table *t);
 

@@ -14,6 +14,7 @@ typedef struct {
     const char *file; /* borrowed: the path as given, used in messages */
     sf_diags *diags;  /* borrowed */
     int loaded;
+    int env_placeholders; /* an unset ${env:NAME} is a warning, not an error (sf_table_load_ex) */
     const unsigned char *src; /* borrowed: the bytes parsed, when loaded from a buffer */
     size_t srclen;
 } sf_ydoc;

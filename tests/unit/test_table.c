@@ -1260,6 +1260,38 @@ static int setup(void)
     return 0;
 }
 
+/* Tools that edit the file outside the proxy's environment load it with placeholders. */
+static void test_env_placeholders(void)
+{
+    static const char text[] = "legacy: http://127.0.0.1:8081\n"
+                               "functions:\n"
+                               "  fn:\n"
+                               "    url: http://127.0.0.1:8082\n"
+                               "    headers: { x-key: \"${env:SF_TEST_SURELY_UNSET}\" }\n"
+                               "routes: []\n";
+    char path[PATH_MAX + 32];
+    sf_diags d;
+    unsetenv("SF_TEST_SURELY_UNSET");
+    sf_route_table *t = load_text(text, &d, path, sizeof(path));
+    ok(t == NULL && d.errors == 1, "an unset ${env:} is an error for the proxy");
+    sf_diags_dispose(&d);
+    sf_diags_init(&d);
+    t = sf_table_load_ex(path, &d, SF_TABLE_ENV_PLACEHOLDERS);
+    ok(t != NULL && d.errors == 0 && d.warnings == 1,
+       "with SF_TABLE_ENV_PLACEHOLDERS it loads with one warning");
+    if (t != NULL) {
+        size_t n;
+        const sf_function *f = sf_table_functions(t, &n);
+        is_str(f[0].headers[0].value, "env-SF_TEST_SURELY_UNSET", "the placeholder is env-NAME");
+    }
+    if (d.n > 0)
+        ok(strstr(d.lines[0], "5:23: warning: environment variable SF_TEST_SURELY_UNSET is not "
+                              "set here") != NULL,
+           "the warning is located: %s", d.lines[0]);
+    sf_table_unref(t);
+    sf_diags_dispose(&d);
+}
+
 static void cleanup(void)
 {
     char p[PATH_MAX + 32];
@@ -1284,6 +1316,7 @@ int main(void)
     test_forms();
     test_shadow_defaults_and_refs();
     test_unreadable();
+    test_env_placeholders();
     cleanup();
     return done_testing();
 }
