@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "diag.h"
 #include "log.h"
 #include "server.h"
@@ -23,11 +24,25 @@ static const char usage_main[] =
     "                       SIGINT drains in-flight requests, then exits 0)\n"
     "  check [ROUTES_FILE]  validate strangler.yaml and the routes file without starting;\n"
     "                       errors are printed as FILE:LINE:COL: message\n"
+    "  routes [--json]      the live route table of the running proxy (the file on disk when\n"
+    "                       none runs): match, function, cutover, shadow, guard, state\n"
+    "  reload               ask the running proxy to reload the routes file; prints what\n"
+    "                       changed, or the error\n"
+    "  cutover ROUTE PERCENT [--reason TEXT]\n"
+    "                       set a route's cutover: edits the routes file in place, records\n"
+    "                       it in the audit log, applies it\n"
+    "  rollback ROUTE|--all [--reason TEXT]\n"
+    "                       set a route's (or every route's) cutover to 0, persisted the same\n"
+    "                       way; prints the command that restores it\n"
+    "  history [ROUTE] [--json] [--limit N]\n"
+    "                       the audit log of cutover changes and rollbacks\n"
     "\n"
-    "Options:\n"
-    "  -c FILE    the server settings (default: $STRANGLER_CONF, else conf/strangler.yaml)\n"
-    "  -h, --help this help; 'strangler COMMAND --help' for a command\n"
-    "  --version  print the version\n";
+    "Options (before or after the command):\n"
+    "  -c FILE      the server settings (default: $STRANGLER_CONF, else conf/strangler.yaml)\n"
+    "  --admin URL  the running proxy's admin API, http://HOST:PORT (default: admin.address\n"
+    "               of FILE), for routes, reload, cutover and rollback\n"
+    "  -h, --help   this help; 'strangler COMMAND --help' for a command\n"
+    "  --version    print the version\n";
 
 static const char usage_run[] =
     "usage: strangler run [-c FILE]\n"
@@ -45,14 +60,6 @@ static const char usage_check[] =
     "without starting anything. Prints every error and warning as FILE:LINE:COL: message.\n"
     "Warnings (an unreachable route, verify: false) do not fail it. Exit 0 when valid, 1 when\n"
     "not.\n";
-
-static const char *conf_path(const char *given)
-{
-    if (given != NULL)
-        return given;
-    const char *env = getenv("STRANGLER_CONF");
-    return env != NULL && env[0] != '\0' ? env : "conf/strangler.yaml";
-}
 
 /* Loads settings and table; prints diagnostics. Returns 0 when both are valid. */
 static int load_all(const char *conf, const char *routes_override, sf_settings *s,
@@ -119,70 +126,119 @@ static int cmd_check(const char *conf, const char *routes)
     return rc == 0 ? 0 : 1;
 }
 
-static int is_help(const char *a)
+/* Parses run's and check's arguments: the common -c and --help, --version, and at most
+ * maxpos plain arguments into pos. Returns -1 to go on, else the exit code. */
+static int parse_args(sf_cli_opts *o, int argc, char **argv, const char *usage, int maxpos,
+                      const char **pos, int *npos)
 {
-    return strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0;
-}
-
-int main(int argc, char **argv)
-{
-    const char *conf = NULL, *cmd = NULL;
-    const char *args[8];
-    int nargs = 0, help = 0;
-
+    const char *cmd = argv[0];
+    *npos = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "strangler: %s needs a file\n%s", a, usage_main);
-                return 2;
-            }
-            conf = argv[++i];
-        } else if (strncmp(a, "--config=", 9) == 0) {
-            conf = a + 9;
-        } else if (is_help(a)) {
-            help = 1;
-        } else if (strcmp(a, "--version") == 0) {
+        int r = sf_cli_common_opt(o, argc, argv, &i, cmd);
+        if (r < 0) {
+            fputs(usage, stderr);
+            return 2;
+        }
+        if (r > 0)
+            continue;
+        if (strcmp(a, "--version") == 0) {
             printf("strangler %s\n", SF_VERSION);
             return 0;
-        } else if (a[0] == '-' && a[1] != '\0') {
+        }
+        if (a[0] == '-' && a[1] != '\0') {
+            fprintf(stderr, "strangler %s: unknown option '%s'\n%s", cmd, a, usage);
+            return 2;
+        }
+        if (*npos >= maxpos) {
+            if (maxpos == 0)
+                fprintf(stderr, "strangler %s: unexpected argument '%s'\n%s", cmd, a, usage);
+            else
+                fprintf(stderr, "strangler %s: too many arguments\n%s", cmd, usage);
+            return 2;
+        }
+        pos[(*npos)++] = a;
+    }
+    if (o->help) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (o->admin != NULL) {
+        fprintf(stderr,
+                "strangler %s: --admin is for the commands that talk to a running proxy\n%s", cmd,
+                usage);
+        return 2;
+    }
+    return -1;
+}
+
+static int main_run(const sf_cli_opts *pre, int argc, char **argv)
+{
+    sf_cli_opts o = *pre;
+    int npos, rc = parse_args(&o, argc, argv, usage_run, 0, NULL, &npos);
+    return rc >= 0 ? rc : cmd_run(sf_cli_conf_path(o.conf));
+}
+
+static int main_check(const sf_cli_opts *pre, int argc, char **argv)
+{
+    sf_cli_opts o = *pre;
+    const char *pos[1] = {NULL};
+    int npos, rc = parse_args(&o, argc, argv, usage_check, 1, pos, &npos);
+    return rc >= 0 ? rc : cmd_check(sf_cli_conf_path(o.conf), pos[0]);
+}
+
+static const sf_cli_command own[] = {
+    {"run", usage_run, main_run},
+    {"check", usage_check, main_check},
+};
+
+static const sf_cli_command *find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+        if (strcmp(own[i].name, name) == 0)
+            return &own[i];
+    return sf_cli_find(name);
+}
+
+/* Options before the command are the common ones (and --version); the command parses the
+ * rest, its own options included. */
+int main(int argc, char **argv)
+{
+    sf_cli_opts pre = {NULL, NULL, 0};
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        int r = sf_cli_common_opt(&pre, argc, argv, &i, NULL);
+        if (r < 0) {
+            fputs(usage_main, stderr);
+            return 2;
+        }
+        if (r > 0)
+            continue;
+        if (strcmp(a, "--version") == 0) {
+            printf("strangler %s\n", SF_VERSION);
+            return 0;
+        }
+        if (a[0] == '-' && a[1] != '\0') {
             fprintf(stderr, "strangler: unknown option '%s'\n%s", a, usage_main);
             return 2;
-        } else if (cmd == NULL) {
-            cmd = a;
-        } else if (nargs < (int)(sizeof(args) / sizeof(args[0]))) {
-            args[nargs++] = a;
-        } else {
-            fprintf(stderr, "strangler: too many arguments\n");
-            return 2;
         }
+        break;
     }
-    if (cmd == NULL || strcmp(cmd, "help") == 0) {
-        fputs(usage_main, help || cmd != NULL ? stdout : stderr);
-        return help || cmd != NULL ? 0 : 2;
+    if (i >= argc) {
+        fputs(usage_main, pre.help ? stdout : stderr);
+        return pre.help ? 0 : 2;
     }
-    if (strcmp(cmd, "run") == 0) {
-        if (help) {
-            fputs(usage_run, stdout);
-            return 0;
-        }
-        if (nargs > 0) {
-            fprintf(stderr, "strangler run: unexpected argument '%s'\n%s", args[0], usage_run);
-            return 2;
-        }
-        return cmd_run(conf_path(conf));
+    const char *name = argv[i];
+    if (strcmp(name, "help") == 0) {
+        const sf_cli_command *c = i + 1 < argc ? find_command(argv[i + 1]) : NULL;
+        fputs(c != NULL ? c->usage : usage_main, stdout);
+        return 0;
     }
-    if (strcmp(cmd, "check") == 0) {
-        if (help) {
-            fputs(usage_check, stdout);
-            return 0;
-        }
-        if (nargs > 1) {
-            fprintf(stderr, "strangler check: too many arguments\n%s", usage_check);
-            return 2;
-        }
-        return cmd_check(conf_path(conf), nargs ? args[0] : NULL);
+    const sf_cli_command *c = find_command(name);
+    if (c == NULL) {
+        fprintf(stderr, "strangler: unknown command '%s'\n%s", name, usage_main);
+        return 2;
     }
-    fprintf(stderr, "strangler: unknown command '%s'\n%s", cmd, usage_main);
-    return 2;
+    return c->main(&pre, argc - i, argv + i);
 }

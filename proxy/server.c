@@ -12,10 +12,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "diff.h"
 #include "log.h"
 #include "match.h"
 #include "netio.h"
 #include "tls.h"
+#include "watch.h"
 
 #define LISTEN_BACKLOG     4096
 #define ACCEPTS_PER_WAKEUP 64
@@ -24,6 +26,8 @@
 #define POOL_IDLE_MS  30000
 #define POOL_MAX_IDLE 1024
 #define LINGER_MS     2000
+/* Editors write a file in several steps: reload once it has been quiet this long. */
+#define WATCH_DEBOUNCE_MS 200
 
 static uint64_t rotl(uint64_t x, int k)
 {
@@ -142,9 +146,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     sf_server *s = arg;
     (void)what;
     if (sig == SIGHUP) {
-        sf_warn("SIGHUP: live reload of routes is not part of this build yet; "
-                "restart strangler to apply changes to %s",
-                s->cfg->routes_file);
+        sf_server_reload(s, "signal");
         return;
     }
     if (sig == SIGUSR1) {
@@ -240,6 +242,143 @@ static void backend_dispose(sf_backend *b)
     memset(b, 0, sizeof(*b));
 }
 
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A runtime for table (taking its reference): every backend's pool built. NULL with a reason in
+ * err when a backend cannot be set up (name resolution, TLS context). */
+static sf_runtime *runtime_create(sf_server *s, sf_route_table *table, char *err, size_t errlen)
+{
+    sf_runtime *rt = calloc(1, sizeof(*rt));
+    if (rt == NULL) {
+        sf_table_unref(table);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    rt->refs = 1;
+    rt->table = table;
+    rt->loaded_at = wall_now();
+    if (backend_init(s, &rt->legacy, NULL, sf_table_legacy(table), err, errlen) < 0)
+        goto fail;
+    size_t nfn;
+    const sf_function *fns = sf_table_functions(table, &nfn);
+    if (nfn > 0) {
+        rt->fns = calloc(nfn, sizeof(*rt->fns));
+        if (rt->fns == NULL) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+    }
+    for (size_t i = 0; i < nfn; i++) {
+        rt->nfns = i + 1;
+        if (backend_init(s, &rt->fns[i], &fns[i], &fns[i].url, err, errlen) < 0)
+            goto fail;
+    }
+    return rt;
+fail:
+    sf_runtime_unref(rt);
+    return NULL;
+}
+
+sf_runtime *sf_runtime_ref(sf_runtime *rt)
+{
+    rt->refs++;
+    return rt;
+}
+
+void sf_runtime_unref(sf_runtime *rt)
+{
+    if (rt == NULL || --rt->refs > 0)
+        return;
+    backend_dispose(&rt->legacy);
+    for (size_t i = 0; i < rt->nfns; i++)
+        backend_dispose(&rt->fns[i]);
+    free(rt->fns);
+    sf_table_unref(rt->table);
+    free(rt);
+}
+
+static void reload_result_clear(sf_reload_result *r)
+{
+    free(r->error);
+    sf_diff_free(r->changes, r->nchanges);
+    r->error = NULL;
+    r->changes = NULL;
+    r->nchanges = 0;
+}
+
+int sf_server_reload(sf_server *s, const char *trigger)
+{
+    sf_reload_result *r = &s->last_reload;
+    const char *file = s->cfg->routes_file;
+    sf_route_table *old = s->rt->table;
+    sf_diags d;
+    char err[512];
+    sf_diags_init(&d);
+    reload_result_clear(r);
+    r->at = wall_now();
+    snprintf(r->trigger, sizeof(r->trigger), "%s", trigger);
+    sf_route_table *t = sf_table_load(file, &d);
+    for (size_t i = 0; i < d.n; i++)
+        sf_warn("reload (%s): %s", trigger, d.lines[i]);
+    if (t == NULL) {
+        const char *first = sf_diags_first_error(&d);
+        r->ok = 0;
+        r->error = strdup(first != NULL ? first : "the routes file could not be loaded");
+        s->reloads_failed++;
+        sf_error("reload (%s) rejected %s with %d error(s); still running version %s", trigger,
+                 file, d.errors, sf_table_version(old));
+        sf_diags_dispose(&d);
+        return -1;
+    }
+    sf_diags_dispose(&d);
+    if (strcmp(sf_table_version(t), sf_table_version(old)) == 0) {
+        /* the same bytes: keep the runtime and its warm connection pools */
+        sf_table_unref(t);
+        r->ok = 1;
+        s->reloads_ok++;
+        if (strcmp(trigger, "file") == 0)
+            sf_debug("reload (file): %s unchanged (version %s)", file, sf_table_version(old));
+        else
+            sf_info("reload (%s): %s unchanged (version %s)", trigger, file, sf_table_version(old));
+        return 0;
+    }
+    r->nchanges = sf_table_diff(old, t, &r->changes);
+    sf_runtime *rt = runtime_create(s, t, err, sizeof(err));
+    if (rt == NULL) {
+        sf_diff_free(r->changes, r->nchanges);
+        r->changes = NULL;
+        r->nchanges = 0;
+        r->ok = 0;
+        r->error = strdup(err);
+        s->reloads_failed++;
+        sf_error("reload (%s) rejected %s: %s; still running version %s", trigger, file, err,
+                 sf_table_version(old));
+        return -1;
+    }
+    sf_info("reload (%s): %s version %s -> %s", trigger, file, sf_table_version(old),
+            sf_table_version(t));
+    for (size_t i = 0; i < r->nchanges; i++)
+        sf_info("reload: %s", r->changes[i]);
+    if (r->nchanges == 0)
+        sf_info("reload: no change to routing (comments or formatting only)");
+    sf_runtime *prev = s->rt;
+    s->rt = rt;
+    sf_runtime_unref(prev); /* freed once the last request that started on it ends */
+    r->ok = 1;
+    s->reloads_ok++;
+    return 0;
+}
+
+static void on_routes_changed(void *arg)
+{
+    sf_server_reload(arg, "file");
+}
+
 sf_server *sf_server_create(sf_settings *cfg, sf_route_table *table, char *err, size_t errlen)
 {
     sf_server *s = calloc(1, sizeof(*s));
@@ -250,7 +389,6 @@ sf_server *sf_server_create(sf_settings *cfg, sf_route_table *table, char *err, 
         return NULL;
     }
     s->cfg = cfg;
-    s->table = table;
     TAILQ_INIT(&s->clients);
     seed_rng(s);
 
@@ -285,20 +423,17 @@ sf_server *sf_server_create(sf_settings *cfg, sf_route_table *table, char *err, 
     s->md = sf_match_data_create();
     if (s->pathbuf == NULL || s->targetbuf == NULL || s->md == NULL)
         goto oom;
-    if (backend_init(s, &s->legacy, NULL, sf_table_legacy(table), err, errlen) < 0)
+    s->rt = runtime_create(s, table, err, errlen);
+    table = NULL; /* the runtime has it, or freed it */
+    if (s->rt == NULL)
         goto fail;
-    size_t nfn;
-    const sf_function *fns = sf_table_functions(table, &nfn);
-    if (nfn > 0) {
-        s->fns = calloc(nfn, sizeof(*s->fns));
-        if (s->fns == NULL)
-            goto oom;
-    }
-    for (size_t i = 0; i < nfn; i++) {
-        s->nfns = i + 1;
-        if (backend_init(s, &s->fns[i], &fns[i], &fns[i].url, err, errlen) < 0)
-            goto fail;
-    }
+    s->last_reload.ok = -1;
+    char werr[256];
+    s->watch = sf_watch_create(s->base, cfg->routes_file, WATCH_DEBOUNCE_MS, on_routes_changed, s,
+                               werr, sizeof(werr));
+    if (s->watch == NULL)
+        sf_warn("not watching %s for changes (%s): reload with SIGHUP or strangler reload",
+                cfg->routes_file, werr);
 
     if (cfg->access_log != NULL) {
         s->alog = sf_accesslog_open(s->base, cfg->access_log, err, errlen);
@@ -332,19 +467,21 @@ sf_server *sf_server_create(sf_settings *cfg, sf_route_table *table, char *err, 
 oom:
     snprintf(err, errlen, "out of memory");
 fail:
+    sf_table_unref(table); /* NULL once the runtime took it */
     sf_server_destroy(s);
     return NULL;
 }
 
 int sf_server_run(sf_server *s)
 {
-    const sf_upstream_url *legacy = sf_table_legacy(s->table);
+    const sf_route_table *t = s->rt->table;
     for (size_t i = 0; i < s->nlisteners; i++)
         sf_info("listening on %s", s->listeners[i].name);
     size_t nroutes;
-    sf_table_routes(s->table, &nroutes);
-    sf_info("legacy backend %s; %zu function(s), %zu route(s) from %s (version %s)", legacy->url,
-            s->nfns, nroutes, s->cfg->routes_file, sf_table_version(s->table));
+    sf_table_routes(t, &nroutes);
+    sf_info("legacy backend %s; %zu function(s), %zu route(s) from %s (version %s)",
+            sf_table_legacy(t)->url, s->rt->nfns, nroutes, s->cfg->routes_file,
+            sf_table_version(t));
     if (event_base_dispatch(s->base) < 0) {
         sf_error("event loop failed");
         return 1;
@@ -365,17 +502,15 @@ void sf_server_destroy(sf_server *s)
     for (size_t i = 0; i < 4; i++)
         if (s->sig_ev[i] != NULL)
             event_free(s->sig_ev[i]);
-    backend_dispose(&s->legacy);
-    for (size_t i = 0; i < s->nfns; i++)
-        backend_dispose(&s->fns[i]);
-    free(s->fns);
+    sf_watch_destroy(s->watch);
+    sf_runtime_unref(s->rt);
+    reload_result_clear(&s->last_reload);
     if (s->md != NULL)
         pcre2_match_data_free(s->md);
     free(s->pathbuf);
     free(s->targetbuf);
     sf_accesslog_close(s->alog);
     free(s->hdrs);
-    sf_table_unref(s->table);
     if (s->base != NULL)
         event_base_free(s->base);
     free(s);

@@ -32,16 +32,41 @@ typedef struct {
     char name[96]; /* "legacy" or "function orders", for logs */
 } sf_backend;
 
-typedef struct sf_server {
-    struct event_base *base;
-    sf_settings *cfg;      /* borrowed */
+/* What one routes.yaml version runs with: the table and a pool per backend. Immutable once
+ * built; the server holds one reference and each exchange holds one, so a reload swaps in a new
+ * runtime while requests in flight finish on the one they started with. */
+typedef struct {
+    int refs;
     sf_route_table *table; /* one reference */
     sf_backend legacy;
     sf_backend *fns; /* one per function of table, by function_index */
     size_t nfns;
-    pcre2_match_data *md; /* route matching and rewrites (single thread) */
-    char *pathbuf;        /* the normalized path of the request being started */
-    char *targetbuf;      /* the target a function gets */
+    double loaded_at; /* wall clock, seconds */
+} sf_runtime;
+
+sf_runtime *sf_runtime_ref(sf_runtime *rt);
+void sf_runtime_unref(sf_runtime *rt); /* accepts NULL */
+
+/* The outcome of the last reload, for GET /routes and the logs. */
+typedef struct {
+    int ok;           /* -1: none yet */
+    double at;        /* wall clock */
+    char trigger[16]; /* "signal", "file", "api", "cli" */
+    char *error;      /* the first error line, NULL when ok */
+    char **changes;   /* what changed, sf_table_diff's lines */
+    size_t nchanges;
+} sf_reload_result;
+
+typedef struct sf_server {
+    struct event_base *base;
+    sf_settings *cfg; /* borrowed */
+    sf_runtime *rt;   /* the live table and backends: one reference */
+    sf_reload_result last_reload;
+    uint64_t reloads_ok, reloads_failed;
+    struct sf_watch *watch; /* routes file watcher, NULL when unavailable */
+    pcre2_match_data *md;   /* route matching and rewrites (single thread) */
+    char *pathbuf;          /* the normalized path of the request being started */
+    char *targetbuf;        /* the target a function gets */
     size_t targetbuf_cap;
     uint64_t fallbacks;
     sf_accesslog *alog; /* NULL when off */
@@ -74,6 +99,12 @@ void sf_server_destroy(sf_server *s);
 /* Called by sessions: a client connection went away (resumes accepting if paused, ends the
  * loop once drained). */
 void sf_server_client_gone(sf_server *s);
+
+/* Loads the routes file again; if it is valid, swaps it in (requests in flight keep the old
+ * runtime) and logs what changed; if not, keeps the running table and logs the errors. trigger
+ * names the cause for logs and GET /routes. Returns 0 when the file is live (changed or not),
+ * -1 when it was rejected. The outcome is in s->last_reload. */
+int sf_server_reload(sf_server *s, const char *trigger);
 
 /* 64 random bits (fast PRNG seeded from the kernel). */
 uint64_t sf_server_random(sf_server *s);

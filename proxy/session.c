@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "log.h"
 #include "match.h"
 #include "netio.h"
@@ -33,7 +34,7 @@ typedef struct {
     sf_upconn *up;
     sf_pool *pool;                 /* be->pool */
     sf_backend *be;                /* where the request went */
-    sf_route_table *table;         /* a reference: the table the request started with */
+    sf_runtime *rt;                /* a reference: the table and pools the request started with */
     const sf_route *route;         /* NULL: no route matched (_default) */
     struct timespec t_start, t_up; /* monotonic */
     int64_t req_left;              /* Content-Length bytes still to forward */
@@ -46,7 +47,8 @@ typedef struct {
     uint8_t resp_mode;
     unsigned req_chunked : 1, req_done : 1, resp_head : 1, up_reusable : 1, keepalive : 1,
         is_head : 1, http10 : 1, client_chunked : 1, up_paused : 1, retried : 1, active : 1,
-        fallback : 1;
+        fallback : 1, flushing : 1;
+    int write_err;    /* a write error raised while flush_up was flushing */
     char *retry_head; /* the upstream head, kept while a replay on a fresh connection is safe */
     size_t retry_len;
     char *fb_head; /* the request head for legacy, kept while a fallback is possible */
@@ -83,7 +85,9 @@ static int finalize(sf_client *c, int status, const char *error);
 static void up_on_read(void *owner, sf_upconn *up, ssize_t n, int err);
 static void up_on_connect(void *owner, sf_upconn *up, int err);
 static void up_on_drained(void *owner, sf_upconn *up);
-static void resume_body_if_drained(sf_client *c);
+static int resume_body_if_drained(sf_client *c);
+static int flush_up(sf_client *c);
+static int can_retry(const exchange *x);
 static void up_on_write_error(void *owner, sf_upconn *up, int err);
 static void up_on_timeout(void *owner, sf_upconn *up);
 
@@ -103,6 +107,8 @@ static const char *reason_phrase(int status)
         return "Method Not Allowed";
     case 408:
         return "Request Timeout";
+    case 411:
+        return "Length Required";
     case 413:
         return "Content Too Large";
     case 414:
@@ -165,7 +171,7 @@ static void exchange_reset(exchange *x)
     free(x->fb_head);
     if (x->fb_body != NULL)
         evbuffer_free(x->fb_body);
-    sf_table_unref(x->table);
+    sf_runtime_unref(x->rt);
     memset(x, 0, sizeof(*x));
 }
 
@@ -270,14 +276,15 @@ static void access_log(sf_client *c)
 
 /* A complete local response (errors, admin API). */
 static void respond_local(sf_client *c, int status, const char *ctype, const char *body,
-                          size_t body_len, int close_conn)
+                          size_t body_len, int close_conn, const char *allow)
 {
     exchange *x = &c->x;
     char head[512];
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Cache-Control: no-store\r\n%s\r\n",
+                     "Cache-Control: no-store\r\n%s%s%s%s\r\n",
                      status, reason_phrase(status), ctype, x->is_head ? 0 : body_len,
+                     allow ? "Allow: " : "", allow ? allow : "", allow ? "\r\n" : "",
                      close_conn ? "Connection: close\r\n" : "");
     evbuffer_add(c->out, head, (size_t)n);
     if (!x->is_head)
@@ -291,7 +298,7 @@ static void respond_error(sf_client *c, int status, int close_conn)
 {
     char body[128];
     int n = snprintf(body, sizeof(body), "%d %s\n", status, reason_phrase(status));
-    respond_local(c, status, "text/plain; charset=utf-8", body, (size_t)n, close_conn);
+    respond_local(c, status, "text/plain; charset=utf-8", body, (size_t)n, close_conn, NULL);
 }
 
 /* The single end of every exchange. status 0: the response was relayed in full; otherwise
@@ -513,8 +520,9 @@ static int fn_header_override(const sf_function *fn, sf_slice name)
 static size_t head_bound(const sf_client *c, const sf_http_request *req, size_t head_len,
                          sf_slice target, const sf_backend *be)
 {
-    size_t n = head_len + target.len + req->headers[req->host_index].value.len + strlen(c->ip) +
-               strlen(c->x.reqid) + 256;
+    /* every header may grow by 2 bytes ("a:b" goes out as "a: b" with CRLF ends) */
+    size_t n = head_len + 2 * req->num_headers + target.len +
+               req->headers[req->host_index].value.len + strlen(c->ip) + strlen(c->x.reqid) + 256;
     if (be->fn != NULL) {
         n += strlen(be->fn->url.authority);
         for (size_t i = 0; i < be->fn->nheaders; i++)
@@ -541,6 +549,17 @@ static char *write_head(sf_client *c, const sf_http_request *req, sf_slice targe
     int xff_seen = 0;
     for (size_t i = 0; i < req->num_headers; i++) {
         const sf_http_header *h = &req->headers[i];
+        if ((int)i == req->host_index) {
+            /* never dropped, even when named in Connection (RFC 9110 §7.2 needs it) */
+            if (fn != NULL) {
+                PUTLIT(w, "Host: ");
+                PUT(w, fn->url.authority, strlen(fn->url.authority));
+                PUTLIT(w, "\r\n");
+            } else {
+                w = put_header(w, h->name, h->value);
+            }
+            continue;
+        }
         int cls = request_header_class(h->name);
         if (cls == H_DROP)
             continue;
@@ -559,16 +578,8 @@ static char *write_head(sf_client *c, const sf_http_request *req, sf_slice targe
             PUT(w, h->value.p, h->value.len);
             continue;
         }
-        if (fn != NULL) {
-            if ((int)i == req->host_index) {
-                PUTLIT(w, "Host: ");
-                PUT(w, fn->url.authority, strlen(fn->url.authority));
-                PUTLIT(w, "\r\n");
-                continue;
-            }
-            if (fn->nheaders > 0 && fn_header_override(fn, h->name))
-                continue;
-        }
+        if (fn != NULL && fn->nheaders > 0 && fn_header_override(fn, h->name))
+            continue;
         w = put_header(w, h->name, h->value);
     }
     size_t iplen = strlen(c->ip);
@@ -643,6 +654,8 @@ static void arm_up_timer(sf_client *c)
     sf_upconn *up = c->x.up;
     if (up->connecting)
         sf_upconn_set_timer(up, c->srv->tv_up_connect);
+    else if (c->x.up_paused)
+        sf_upconn_set_timer(up, NULL); /* the client is the slow side: its send timer runs */
     else if (c->x.req_done || c->rev_paused)
         sf_upconn_set_timer(up, c->x.be->tv_response);
     else
@@ -748,7 +761,8 @@ static int start_request(sf_client *c, const sf_http_request *req, size_t head_l
 
     /* Route on the normalized path (DESIGN §4). Both backends get the normalized form, so the
      * path that matched is the path the upstream sees. */
-    x->table = sf_table_ref(s->table);
+    x->rt = sf_runtime_ref(s->rt);
+    int acq_err = 0;
     sf_slice target = req->path, npath = {"/", 1}, query = {NULL, 0};
     if (!(req->flags & SF_HTTP_F_ASTERISK_FORM)) {
         const char *qm = memchr(req->path.p, '?', req->path.len);
@@ -781,12 +795,12 @@ static int start_request(sf_client *c, const sf_http_request *req, size_t head_l
         }
         sf_match_input in = {
             req->method, npath, req->headers, req->num_headers, {c->ip, strlen(c->ip)}};
-        x->route = sf_route_match(x->table, &in, s->md);
+        x->route = sf_route_match(x->rt->table, &in, s->md);
         if (x->route != NULL && sf_route_decide(x->route, &in, sf_server_random(s)))
-            x->be = &s->fns[x->route->function_index];
+            x->be = &x->rt->fns[x->route->function_index];
     }
     if (x->be == NULL) {
-        x->be = &s->legacy;
+        x->be = &x->rt->legacy;
     } else {
         /* the function's target; the legacy one stays for a fallback */
         sf_slice legacy_target = target;
@@ -800,18 +814,19 @@ static int start_request(sf_client *c, const sf_http_request *req, size_t head_l
         }
         target = (sf_slice){s->targetbuf, (size_t)n};
         if (x->route->fallback && is_idempotent(req->method)) {
-            x->fb_head = head_copy(c, req, head_len, legacy_target, &s->legacy, &x->fb_len);
+            x->fb_head = head_copy(c, req, head_len, legacy_target, &x->rt->legacy, &x->fb_len);
             if (x->fb_head != NULL && !x->req_done)
                 x->fb_body = evbuffer_new();
         }
         x->up = sf_pool_acquire(x->be->pool, c, &up_ops, 0);
+        acq_err = errno;
         if (x->up == NULL && can_fallback(x)) {
             sf_info("connect to %s failed (%s) for %s %s; serving it from legacy (fallback) "
                     "[req %s]",
                     x->be->name, strerror(errno), x->method, x->path, x->reqid);
             x->fallback = 1;
             s->fallbacks++;
-            x->be = &s->legacy;
+            x->be = &x->rt->legacy;
             target = legacy_target;
             free(x->fb_head);
             x->fb_head = NULL;
@@ -821,16 +836,20 @@ static int start_request(sf_client *c, const sf_http_request *req, size_t head_l
         }
     }
     x->pool = x->be->pool;
-    if (x->up == NULL)
+    if (x->up == NULL && (x->be->fn == NULL || x->fallback)) {
         x->up = sf_pool_acquire(x->pool, c, &up_ops, 0);
+        acq_err = errno;
+    }
     if (x->up == NULL) {
         evbuffer_drain(c->in, head_len);
-        return upstream_failed(c, 502, "connect to", errno);
+        return upstream_failed(c, 502, "connect to", acq_err);
     }
     int replayable = x->up->reused && x->req_done && is_idempotent(req->method);
     if (build_upstream_head(c, req, head_len, target, x->be, x->up->out,
                             replayable ? &x->retry_head : NULL) < 0) {
         evbuffer_drain(c->in, head_len);
+        free(x->fb_head); /* no fallback from here: the request state is not set up */
+        x->fb_head = NULL;
         return upstream_failed(c, 502, "out of memory building the request for", ENOMEM);
     }
     if (x->retry_head != NULL)
@@ -857,9 +876,7 @@ static int start_request(sf_client *c, const sf_http_request *req, size_t head_l
         return -1;
     if (!x->req_done)
         return forward_body(c);
-    if (sf_upconn_flush(x->up) < 0)
-        return -1;
-    return 0;
+    return flush_up(c);
 }
 
 /* Copies what was appended to out from offset "from" into the fallback's body, or gives up the
@@ -881,6 +898,8 @@ static void keep_for_fallback(exchange *x, struct evbuffer *out, size_t from)
         int n = evbuffer_peek(out, (ev_ssize_t)len, &pos, v, 4);
         if (n <= 0)
             break;
+        if (n > 4)
+            n = 4; /* peek says how many it would need; it filled only 4 */
         for (int i = 0; i < n && len > 0; i++) {
             size_t k = v[i].iov_len < len ? v[i].iov_len : len;
             evbuffer_add(x->fb_body, v[i].iov_base, k);
@@ -944,16 +963,26 @@ static int forward_body(sf_client *c)
 
     if (x->req_done) {
         c->state = CS_WAIT;
-        client_timer(c, NULL);
+        if (!c->timer_send)
+            client_timer(c, NULL);
         arm_up_timer(c);
-    } else if (evbuffer_get_length(up->out) >= OUT_HIGH) {
+        return flush_up(c);
+    }
+    /* flush first: what the socket takes now does not count against the watermark */
+    uint32_t gen = c->gen;
+    if (flush_up(c) < 0)
+        return -1;
+    if (c->gen != gen || !x->active || x->up == NULL)
+        return 0; /* the exchange ended or moved to legacy while flushing */
+    if (evbuffer_get_length(x->up->out) >= OUT_HIGH) {
         client_pause_read(c); /* the upstream is slower than the client: wait for it */
-        client_timer(c, NULL);
+        if (!c->timer_send)
+            client_timer(c, NULL);
         arm_up_timer(c);
-    } else {
+    } else if (!c->timer_send) {
         client_timer(c, s->tv_client_body);
     }
-    return sf_upconn_flush(up);
+    return 0;
 }
 
 /* Serves the request from legacy after its function failed before any response byte went to
@@ -972,8 +1001,8 @@ static int fallback_to_legacy(sf_client *c, const char *what, const char *why)
     x->fallback = 1;
     s->fallbacks++;
     c->gen++;
-    x->be = &s->legacy;
-    x->pool = s->legacy.pool;
+    x->be = &x->rt->legacy;
+    x->pool = x->rt->legacy.pool;
     x->status = 0;
     free(x->retry_head);
     x->retry_head = NULL;
@@ -997,13 +1026,45 @@ static int fallback_to_legacy(sf_client *c, const char *what, const char *why)
     }
     now_mono(&x->t_up);
     arm_up_timer(c);
-    if (sf_upconn_flush(x->up) < 0)
+    uint32_t gen = c->gen;
+    if (flush_up(c) < 0)
         return -1;
-    resume_body_if_drained(c);
-    return 0;
+    if (c->gen != gen)
+        return 0;
+    return resume_body_if_drained(c);
 }
 
 static int advance(sf_client *c);
+
+/* An admin call whose body has not all arrived: wait (1), or reject what the admin API does
+ * not take, chunked or oversized bodies (2, or -1 when c is gone). Returns 0 when head and
+ * body are both in buf[0..look). */
+static int admin_body_pending(sf_client *c, const sf_http_request *req, size_t head_len,
+                              size_t look)
+{
+    if (req->flags & SF_HTTP_F_CHUNKED) {
+        evbuffer_drain(c->in, head_len);
+        c->x.keepalive = 0;
+        snprintf(c->x.method, sizeof(c->x.method), "-");
+        snprintf(c->x.reqid, sizeof(c->x.reqid), "-");
+        return finalize(c, 411, "admin calls take Content-Length bodies") < 0 ? -1 : 2;
+    }
+    if (req->content_length > SF_ADMIN_BODY_MAX) {
+        evbuffer_drain(c->in, head_len);
+        c->x.keepalive = 0;
+        snprintf(c->x.method, sizeof(c->x.method), "-");
+        snprintf(c->x.reqid, sizeof(c->x.reqid), "-");
+        return finalize(c, 413, "admin body too large") < 0 ? -1 : 2;
+    }
+    if (req->content_length > 0 && look < head_len + (size_t)req->content_length) {
+        if (!c->head_started) {
+            c->head_started = 1;
+            client_timer(c, c->srv->tv_client_header);
+        }
+        return 1;
+    }
+    return 0;
+}
 
 static int client_advance(sf_client *c)
 {
@@ -1023,10 +1084,17 @@ static int advance(sf_client *c)
             size_t len = evbuffer_get_length(c->in);
             if (len == 0)
                 return 0;
-            size_t look = len < s->limits.max_head_bytes + 64 ? len : s->limits.max_head_bytes + 64;
+            /* an admin call's body is read whole, with its head, before it is answered */
+            size_t limit = s->limits.max_head_bytes + 64 + (c->admin ? SF_ADMIN_BODY_MAX : 0);
+            size_t look = len < limit ? len : limit;
             const char *buf = (const char *)evbuffer_pullup(c->in, (ev_ssize_t)look);
             sf_http_request req;
             ssize_t r = sf_http_parse_request(buf, look, &req, s->hdrs, s->hdrs_cap, &s->limits);
+            if (r > 0 && c->admin) {
+                int rc = admin_body_pending(c, &req, (size_t)r, look);
+                if (rc != 0)
+                    return rc < 0 ? -1 : 0;
+            }
             if (r == SF_HTTP_INCOMPLETE) {
                 if (!c->head_started) {
                     c->head_started = 1;
@@ -1183,6 +1251,32 @@ static void on_client_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ---- upstream side ---- */
 
+static int retry_fresh(sf_client *c);
+
+/* A write to the upstream failed: replay on a fresh connection when that is safe, else fail
+ * (or fall back). Returns -1 when c was freed. */
+static int write_failed(sf_client *c, int err)
+{
+    if (can_retry(&c->x))
+        return retry_fresh(c);
+    return upstream_failed(c, 502, "sending the request failed to", err);
+}
+
+/* Flushes the upstream's output. A write error found on the way is handled here, after the
+ * flush returned, so that the return value tells the caller the truth: -1 only when c was
+ * freed. */
+static int flush_up(sf_client *c)
+{
+    exchange *x = &c->x;
+    x->flushing = 1;
+    x->write_err = 0;
+    int rc = sf_upconn_flush(x->up);
+    x->flushing = 0;
+    if (rc < 0 || x->write_err != 0)
+        return write_failed(c, x->write_err != 0 ? x->write_err : EPIPE);
+    return 0;
+}
+
 static int retry_fresh(sf_client *c)
 {
     exchange *x = &c->x;
@@ -1193,7 +1287,7 @@ static int retry_fresh(sf_client *c)
         return upstream_failed(c, 502, "connect to", errno);
     evbuffer_add(x->up->out, x->retry_head, x->retry_len);
     arm_up_timer(c);
-    return sf_upconn_flush(x->up);
+    return flush_up(c);
 }
 
 /* The idle pooled connection died as we reused it (the backend's keep-alive timeout raced
@@ -1211,45 +1305,53 @@ static void up_on_connect(void *owner, sf_upconn *up, int err)
         upstream_failed(c, 502, "connect to", err);
         return;
     }
+    (void)up;
     arm_up_timer(c);
-    if (sf_upconn_flush(up) < 0)
+    uint32_t gen = c->gen;
+    if (flush_up(c) < 0 || c->gen != gen)
         return;
     resume_body_if_drained(c);
 }
 
-/* A client paused because the upstream's output was full resumes once it has drained; a flush
- * that empties the buffer at once raises no on_drained, so callers of sf_upconn_flush outside
- * the write event check here. */
-static void resume_body_if_drained(sf_client *c)
+/* Resumes a client paused on a full upstream buffer (and forwards what it had sent). Returns
+ * -1 when c was freed. */
+static int resume_body(sf_client *c)
 {
-    if (c->state == CS_BODY && c->rev_paused && c->x.up != NULL &&
-        evbuffer_get_length(c->x.up->out) < OUT_LOW)
-        up_on_drained(c, c->x.up);
+    if (c->state != CS_BODY || !c->rev_paused)
+        return 0;
+    client_resume_read(c);
+    arm_up_timer(c);
+    if (evbuffer_get_length(c->in) > 0)
+        return forward_body(c);
+    if (!c->timer_send)
+        client_timer(c, c->srv->tv_client_body);
+    return 0;
+}
+
+/* A flush that empties the buffer at once raises no on_drained: callers of flush_up outside
+ * the write event check here. */
+static int resume_body_if_drained(sf_client *c)
+{
+    if (c->x.up != NULL && evbuffer_get_length(c->x.up->out) < OUT_LOW)
+        return resume_body(c);
+    return 0;
 }
 
 static void up_on_drained(void *owner, sf_upconn *up)
 {
-    sf_client *c = owner;
     (void)up;
-    if (c->state == CS_BODY && c->rev_paused) {
-        client_resume_read(c);
-        arm_up_timer(c);
-        if (evbuffer_get_length(c->in) > 0)
-            forward_body(c);
-        else
-            client_timer(c, c->srv->tv_client_body);
-    }
+    resume_body(owner);
 }
 
 static void up_on_write_error(void *owner, sf_upconn *up, int err)
 {
     sf_client *c = owner;
     (void)up;
-    if (can_retry(&c->x)) {
-        retry_fresh(c);
+    if (c->x.flushing) {
+        c->x.write_err = err; /* flush_up handles it once the flush returned */
         return;
     }
-    upstream_failed(c, 502, "sending the request failed to", err);
+    write_failed(c, err);
 }
 
 static void up_on_timeout(void *owner, sf_upconn *up)
@@ -1490,49 +1592,34 @@ static void up_on_read(void *owner, sf_upconn *up, ssize_t n, int err)
     finalize(c, 502, "upstream truncated the response");
 }
 
-/* ---- admin API (the part that exists so far) ---- */
+/* ---- admin API ---- */
 
-enum { ADMIN_OTHER, ADMIN_HEALTHZ, ADMIN_READYZ };
-
+/* The head (and its Content-Length body, complete in c->in) of an admin call: answered by
+ * sf_admin_handle. */
 static int admin_request(sf_client *c, const sf_http_request *req, size_t head_len)
 {
-    sf_server *s = c->srv;
     exchange *x = &c->x;
-    sf_slice path = req->path;
-    const char *q = memchr(path.p, '?', path.len);
-    if (q != NULL)
-        path.len = (size_t)(q - path.p);
-    int get = (req->method.len == 3 && memcmp(req->method.p, "GET", 3) == 0) || x->is_head;
-    int which = ADMIN_OTHER;
-    if (path.len == 8 && memcmp(path.p, "/healthz", 8) == 0)
-        which = ADMIN_HEALTHZ;
-    else if (path.len == 7 && memcmp(path.p, "/readyz", 7) == 0)
-        which = ADMIN_READYZ;
-    /* req points into c->in: everything needed from it is taken above */
-    evbuffer_drain(c->in, head_len);
-    if (!x->req_done)
-        x->keepalive = 0; /* no admin call takes a body yet: do not read one */
-    if (which == ADMIN_HEALTHZ) {
-        if (!get)
-            goto not_allowed;
-        respond_local(c, 200, "application/json", "{\"status\":\"ok\"}\n", 16, !x->keepalive);
-    } else if (which == ADMIN_READYZ) {
-        if (!get)
-            goto not_allowed;
-        if (s->draining)
-            respond_local(c, 503, "application/json", "{\"status\":\"draining\"}\n", 22, 1);
-        else
-            respond_local(c, 200, "application/json", "{\"status\":\"ready\"}\n", 19,
-                          !x->keepalive);
-    } else {
-        respond_local(c, 404, "application/json", "{\"error\":\"not found\"}\n", 22, !x->keepalive);
+    sf_admin_request rq = {req->method, req->path, {"", 0}, {"", 0}, {"", 0}};
+    const char *q = memchr(rq.path.p, '?', rq.path.len);
+    if (q != NULL) {
+        rq.query = (sf_slice){q + 1, rq.path.len - (size_t)(q - rq.path.p) - 1};
+        rq.path.len = (size_t)(q - rq.path.p);
     }
-    x->req_done = x->req_done || !x->keepalive;
-    return finalize(c, 0, NULL);
-not_allowed:
-    respond_local(c, 405, "application/json", "{\"error\":\"method not allowed\"}\n", 31,
-                  !x->keepalive);
-    x->req_done = x->req_done || !x->keepalive;
+    for (size_t i = 0; i < req->num_headers; i++)
+        if (SF_HTTP_NAME_IS(req->headers[i].name, "authorization"))
+            rq.authorization = req->headers[i].value;
+    /* advance() made head and body contiguous before parsing: the body follows the head */
+    size_t body_len = req->content_length > 0 ? (size_t)req->content_length : 0;
+    if (body_len > 0)
+        rq.body = (sf_slice){req->method.p + head_len, body_len};
+    sf_admin_response out;
+    sf_admin_handle(c->srv, &rq, &out);
+    evbuffer_drain(c->in, head_len + body_len);
+    x->bytes_in += body_len;
+    x->req_done = 1;
+    respond_local(c, out.status, out.content_type, out.body != NULL ? out.body : "", out.len,
+                  !x->keepalive, out.allow);
+    free(out.body);
     return finalize(c, 0, NULL);
 }
 

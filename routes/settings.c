@@ -2,6 +2,8 @@
  * are reported, and nothing is started until the whole file is valid. */
 #include "settings.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,22 +121,66 @@ static void load_listen(sf_ydoc *y, sf_settings *s, yaml_node_t *n)
     }
 }
 
+/* True for an address only this machine can reach: 127.0.0.0/8, [::1], localhost. */
+static int is_loopback(const char *hostport)
+{
+    return strncmp(hostport, "127.", 4) == 0 || strncmp(hostport, "[::1]:", 6) == 0 ||
+           strncmp(hostport, "localhost:", 10) == 0;
+}
+
+/* The token: the file's first line without surrounding whitespace, at least 16 bytes. */
+static void load_token(sf_ydoc *y, sf_settings *s, yaml_node_t *n)
+{
+    FILE *f = fopen(s->admin_token_file, "r");
+    char buf[512];
+    if (f == NULL) {
+        sf_ydoc_error(y, n, "cannot read admin token_file %s: %s", s->admin_token_file,
+                      strerror(errno));
+        return;
+    }
+    size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    char *p = buf;
+    while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+        p++;
+    size_t n_ = strcspn(p, "\r\n");
+    while (n_ > 0 && (p[n_ - 1] == ' ' || p[n_ - 1] == '\t'))
+        n_--;
+    if (n_ < 16) {
+        sf_ydoc_error(y, n, "admin token_file %s must hold a token of at least 16 characters",
+                      s->admin_token_file);
+        return;
+    }
+    s->admin_token = strndup(p, n_);
+}
+
 static void load_admin(sf_ydoc *y, sf_settings *s, yaml_node_t *n)
 {
     static const char *const keys[] = {"address", "token_file", NULL};
     if (sf_ynode_check_map(y, n, "admin", keys) < 0)
         return;
-    yaml_node_t *k, *v;
+    yaml_node_t *k, *v, *addr = NULL;
     SF_YMAP_EACH(y, n, k, v)
     {
         const char *key = (const char *)k->data.scalar.value;
         if (strcmp(key, "address") == 0) {
+            addr = v;
             if (sf_yget_string(y, v, "admin address", &s->admin_address) == 0)
                 check_address(y, v, "admin address", s->admin_address);
         } else if (strcmp(key, "token_file") == 0 && !sf_ynode_is_null(v)) {
             load_path(y, s, v, "admin token_file", &s->admin_token_file);
+            if (s->admin_token_file != NULL)
+                load_token(y, s, v);
         }
     }
+    if (addr != NULL && s->admin_token_file == NULL && s->admin_address != NULL &&
+        !is_loopback(s->admin_address))
+        sf_ydoc_error(y, addr,
+                      "admin address %s is reachable from other machines: set admin.token_file "
+                      "(every admin call then needs \"Authorization: Bearer <token>\"), or "
+                      "listen on 127.0.0.1",
+                      s->admin_address);
 }
 
 static void load_limits(sf_ydoc *y, sf_settings *s, yaml_node_t *n)
@@ -350,6 +396,7 @@ void sf_settings_dispose(sf_settings *s)
     free(s->dir);
     free(s->admin_address);
     free(s->admin_token_file);
+    free(s->admin_token);
     free(s->routes_file);
     free(s->access_log);
     free(s->audit_log);

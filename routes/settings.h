@@ -22,6 +22,7 @@ typedef struct {
     size_t nlisten;
     char *admin_address; /* always set: default 127.0.0.1:9901 */
     char *admin_token_file;
+    char *admin_token; /* read from admin_token_file at load; NULL without one */
     char *routes_file; /* resolved */
     int workers;       /* 0 = auto (one per core) */
     uint64_t max_header_bytes, max_headers, max_body_bytes, max_connections;

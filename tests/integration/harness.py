@@ -155,10 +155,10 @@ class Proxy(Proc):
     """strangler run with a strangler.yaml and routes.yaml written to a fresh folder.
     settings: extra top-level YAML text for strangler.yaml (e.g. limits or timeouts).
     routes_yaml: the rest of routes.yaml after the legacy line (functions:, routes:); default
-    none of either, plus routes_extra."""
+    none of either, plus routes_extra. admin_extra: more keys under admin: (indented)."""
 
     def __init__(self, legacy_url, settings="", routes_extra="", port=None, admin_port=None,
-                 access="off", env=None, wait=True, routes_yaml=None):
+                 access="off", env=None, wait=True, routes_yaml=None, admin_extra=""):
         self.dir = tempfile.mkdtemp(prefix="sf-conf-")
         port = port or free_port()
         self.admin_port = admin_port or free_port()
@@ -166,7 +166,7 @@ class Proxy(Proc):
         self.routes = os.path.join(self.dir, "routes.yaml")
         with open(self.conf, "w") as f:
             f.write(f"listen:\n  - address: 127.0.0.1:{port}\n"
-                    f"admin:\n  address: 127.0.0.1:{self.admin_port}\n"
+                    f"admin:\n  address: 127.0.0.1:{self.admin_port}\n" + admin_extra +
                     f"routes_file: routes.yaml\n"
                     f"log: {{ level: info, access: {yaml_quote(access)} }}\n" + settings)
         with open(self.routes, "w") as f:
