@@ -29,6 +29,8 @@ cat <<'MSG'
     admin          http://127.0.0.1:9901   (curl localhost:9901/healthz)
     legacy-stub    http://127.0.0.1:8081   (the stand-in monolith)
     function-host  http://127.0.0.1:8082   (the new function endpoints)
+  From another terminal: bin/strangler routes; bin/strangler cutover orders-read 50;
+  bin/strangler rollback orders-read; bin/strangler history (these edit conf/routes.yaml).
   Access log lines (JSON) follow below. Ctrl-C stops all three.
 
 MSG
