@@ -20,6 +20,13 @@ static int slice_is(sf_slice s, const char *lit)
     return s.len == n && memcmp(s.p, lit, n) == 0;
 }
 
+static double wall_clock(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void iso_time(double t, char out[32])
 {
     sf_audit_format_time((int64_t)(t * 1000.0), out);
@@ -236,9 +243,17 @@ static void reload(sf_server *s, const sf_admin_request *rq, sf_admin_response *
     int cli =
         query_param(rq->query, "trigger", trigger, sizeof(trigger)) && strcmp(trigger, "cli") == 0;
     int rc = sf_server_reload(s, cli ? "cli" : "api");
-    json_t *js = reload_json(&s->last_reload);
+    json_t *js;
+    if (rc == 1) {
+        /* the running version already: nothing changed by this call */
+        sf_reload_result same = {.ok = 1, .at = wall_clock()};
+        snprintf(same.trigger, sizeof(same.trigger), "%s", cli ? "cli" : "api");
+        js = reload_json(&same);
+    } else {
+        js = reload_json(&s->last_reload);
+    }
     json_object_set_new(js, "version", json_string(sf_table_version(s->rt->table)));
-    reply_json(out, rc == 0 ? 200 : 422, js);
+    reply_json(out, rc < 0 ? 422 : 200, js);
 }
 
 /* ---- POST /routes/NAME/cutover, /rollback ---- */
@@ -284,6 +299,14 @@ static void change_cutover(sf_server *s, const char *name, const sf_admin_reques
     }
     sf_edit_result res;
     int rc = sf_routes_set_cutover(s->cfg->routes_file, name, bp, &res, err, sizeof(err));
+    if (rc == 0 && !res.changed) {
+        json_decref(body);
+        reply_json(out, 200,
+                   json_pack("{s:s,s:s,s:f,s:f,s:s,s:b}", "route", name, "action",
+                             rollback ? "rollback" : "cutover", "from", percent(res.old_bp), "to",
+                             percent(bp), "version", res.version, "unchanged", 1));
+        return;
+    }
     if (rc < 0) {
         sf_warn("admin API: %s of %s refused: %s", rollback ? "rollback" : "cutover", name, err);
         json_decref(body);
@@ -313,13 +336,17 @@ static void change_cutover(sf_server *s, const char *name, const sf_admin_reques
     sf_format_percent(bp, to, sizeof(to));
     sf_info("admin API: %s %s: cutover %s%% -> %s%%%s%s", rollback ? "rollback" : "cutover", name,
             from, to, reason ? ", reason: " : "", reason ? reason : "");
-    sf_server_reload(s, "api");
+    int applied = sf_server_reload(s, "api") >= 0;
     json_t *js =
         json_pack("{s:s,s:s,s:f,s:f,s:s,s:o}", "route", name, "action",
                   rollback ? "rollback" : "cutover", "from", percent(res.old_bp), "to", percent(bp),
                   "version", res.version, "reload", reload_json(&s->last_reload));
+    if (!applied)
+        json_object_set_new(js, "error",
+                            json_string("saved to the routes file and audited, but the reload "
+                                        "failed: the running table is unchanged (see reload)"));
     json_decref(body);
-    reply_json(out, 200, js);
+    reply_json(out, applied ? 200 : 500, js);
 }
 
 /* ---- GET /history ---- */

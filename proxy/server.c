@@ -198,47 +198,106 @@ static int open_listener(sf_server *s, sf_listener *l, const char *address, int 
 }
 
 /* A backend's pool (and TLS context for https). fn NULL: the monolith. */
-static int backend_init(sf_server *s, sf_backend *b, const sf_function *fn,
-                        const sf_upstream_url *url, char *err, size_t errlen)
+static void upstream_unref(sf_upstream *u)
+{
+    if (u == NULL || --u->refs > 0)
+        return;
+    sf_pool_destroy(u->pool);
+    SSL_CTX_free(u->tls);
+    free(u->key);
+    free(u);
+}
+
+/* The upstream with this key in prev (the runtime being replaced), or NULL. */
+static sf_upstream *find_upstream(const sf_runtime *prev, const char *key)
+{
+    if (prev == NULL)
+        return NULL;
+    if (prev->legacy.upstream != NULL && strcmp(prev->legacy.upstream->key, key) == 0)
+        return prev->legacy.upstream;
+    for (size_t i = 0; i < prev->nfns; i++)
+        if (prev->fns[i].upstream != NULL && strcmp(prev->fns[i].upstream->key, key) == 0)
+            return prev->fns[i].upstream;
+    return NULL;
+}
+
+static sf_upstream *upstream_create(sf_server *s, const char *key, const char *name,
+                                    const sf_upstream_url *url, const char *ca, int verify,
+                                    char *err, size_t errlen)
 {
     struct sockaddr_storage addr;
     socklen_t alen;
     char why[256], label[160];
+    sf_upstream *u = calloc(1, sizeof(*u));
+    if (u == NULL || (u->key = strdup(key)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    u->refs = 1;
+    if (sf_addr_resolve(url->host, url->port, &addr, &alen, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "%s (%s): %s", name, url->url, why);
+        goto fail;
+    }
+    sf_pool_tls tls = {NULL, url->host};
+    if (url->tls) {
+        u->tls = sf_tls_client_ctx(ca, verify, why, sizeof(why));
+        if (u->tls == NULL) {
+            snprintf(err, errlen, "%s (%s): %s", name, url->url, why);
+            goto fail;
+        }
+        tls.ctx = u->tls;
+    }
+    snprintf(label, sizeof(label), "%s (%s)", name, url->authority);
+    u->pool = sf_pool_create(s->base, &addr, alen, label, POOL_MAX_IDLE, POOL_IDLE_MS,
+                             url->tls ? &tls : NULL);
+    if (u->pool == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    return u;
+fail:
+    upstream_unref(u);
+    return NULL;
+}
+
+/* A backend of a new runtime: its upstream taken over from prev when nothing about the
+ * connection changed (no new name resolution, warm pool, TLS sessions kept), else new. */
+static int backend_init(sf_server *s, sf_backend *b, const sf_function *fn,
+                        const sf_upstream_url *url, const sf_runtime *prev, char *err,
+                        size_t errlen)
+{
+    char key[1024];
+    const char *ca = fn != NULL ? fn->tls_ca : NULL;
+    int verify = fn != NULL ? fn->tls_verify : 1;
     b->fn = fn;
     if (fn != NULL)
         snprintf(b->name, sizeof(b->name), "function %s", fn->name);
     else
         snprintf(b->name, sizeof(b->name), "legacy");
-    if (sf_addr_resolve(url->host, url->port, &addr, &alen, why, sizeof(why)) < 0) {
-        snprintf(err, errlen, "%s (%s): %s", b->name, url->url, why);
+    snprintf(key, sizeof(key), "%s\n%s\n%s\n%d", b->name, url->url, ca ? ca : "", verify);
+    b->upstream = find_upstream(prev, key);
+    if (b->upstream != NULL)
+        b->upstream->refs++;
+    else
+        b->upstream = upstream_create(s, key, b->name, url, ca, verify, err, errlen);
+    if (b->upstream == NULL)
         return -1;
+    b->pool = b->upstream->pool;
+    b->tv_response = s->tv_up_response;
+    if (fn != NULL && fn->timeout_ms > 0) {
+        b->tv_own.tv_sec = (time_t)(fn->timeout_ms / 1000);
+        b->tv_own.tv_usec = (suseconds_t)((fn->timeout_ms % 1000) * 1000);
+        /* libevent keeps at most 256 common durations per base: past that, a plain one */
+        b->tv_response = common_tv(s->base, fn->timeout_ms);
+        if (b->tv_response == NULL)
+            b->tv_response = &b->tv_own;
     }
-    sf_pool_tls tls = {NULL, url->host};
-    if (url->tls) {
-        b->tls =
-            sf_tls_client_ctx(fn ? fn->tls_ca : NULL, fn ? fn->tls_verify : 1, why, sizeof(why));
-        if (b->tls == NULL) {
-            snprintf(err, errlen, "%s (%s): %s", b->name, url->url, why);
-            return -1;
-        }
-        tls.ctx = b->tls;
-    }
-    snprintf(label, sizeof(label), "%s (%s)", b->name, url->authority);
-    b->pool = sf_pool_create(s->base, &addr, alen, label, POOL_MAX_IDLE, POOL_IDLE_MS,
-                             url->tls ? &tls : NULL);
-    if (b->pool == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    b->tv_response =
-        fn != NULL && fn->timeout_ms > 0 ? common_tv(s->base, fn->timeout_ms) : s->tv_up_response;
     return 0;
 }
 
 static void backend_dispose(sf_backend *b)
 {
-    sf_pool_destroy(b->pool);
-    SSL_CTX_free(b->tls);
+    upstream_unref(b->upstream);
     memset(b, 0, sizeof(*b));
 }
 
@@ -251,7 +310,8 @@ static double wall_now(void)
 
 /* A runtime for table (taking its reference): every backend's pool built. NULL with a reason in
  * err when a backend cannot be set up (name resolution, TLS context). */
-static sf_runtime *runtime_create(sf_server *s, sf_route_table *table, char *err, size_t errlen)
+static sf_runtime *runtime_create(sf_server *s, sf_route_table *table, const sf_runtime *prev,
+                                  char *err, size_t errlen)
 {
     sf_runtime *rt = calloc(1, sizeof(*rt));
     if (rt == NULL) {
@@ -262,7 +322,7 @@ static sf_runtime *runtime_create(sf_server *s, sf_route_table *table, char *err
     rt->refs = 1;
     rt->table = table;
     rt->loaded_at = wall_now();
-    if (backend_init(s, &rt->legacy, NULL, sf_table_legacy(table), err, errlen) < 0)
+    if (backend_init(s, &rt->legacy, NULL, sf_table_legacy(table), prev, err, errlen) < 0)
         goto fail;
     size_t nfn;
     const sf_function *fns = sf_table_functions(table, &nfn);
@@ -275,7 +335,7 @@ static sf_runtime *runtime_create(sf_server *s, sf_route_table *table, char *err
     }
     for (size_t i = 0; i < nfn; i++) {
         rt->nfns = i + 1;
-        if (backend_init(s, &rt->fns[i], &fns[i], &fns[i].url, err, errlen) < 0)
+        if (backend_init(s, &rt->fns[i], &fns[i], &fns[i].url, prev, err, errlen) < 0)
             goto fail;
     }
     return rt;
@@ -319,12 +379,31 @@ int sf_server_reload(sf_server *s, const char *trigger)
     sf_diags d;
     char err[512];
     sf_diags_init(&d);
-    reload_result_clear(r);
-    r->at = wall_now();
-    snprintf(r->trigger, sizeof(r->trigger), "%s", trigger);
     sf_route_table *t = sf_table_load(file, &d);
     for (size_t i = 0; i < d.n; i++)
         sf_warn("reload (%s): %s", trigger, d.lines[i]);
+    if (t != NULL && strcmp(sf_table_version(t), sf_table_version(old)) == 0) {
+        /* The same bytes: keep the runtime, and the last reload's record unless that one
+         * failed (the file is back to what runs). A watcher firing after an API edit that was
+         * already applied lands here. */
+        sf_diags_dispose(&d);
+        sf_table_unref(t);
+        s->reloads_ok++;
+        if (r->ok != 1) {
+            reload_result_clear(r);
+            r->ok = 1;
+            r->at = wall_now();
+            snprintf(r->trigger, sizeof(r->trigger), "%s", trigger);
+        }
+        if (strcmp(trigger, "file") == 0)
+            sf_debug("reload (file): %s unchanged (version %s)", file, sf_table_version(old));
+        else
+            sf_info("reload (%s): %s unchanged (version %s)", trigger, file, sf_table_version(old));
+        return 1;
+    }
+    reload_result_clear(r);
+    r->at = wall_now();
+    snprintf(r->trigger, sizeof(r->trigger), "%s", trigger);
     if (t == NULL) {
         const char *first = sf_diags_first_error(&d);
         r->ok = 0;
@@ -336,19 +415,8 @@ int sf_server_reload(sf_server *s, const char *trigger)
         return -1;
     }
     sf_diags_dispose(&d);
-    if (strcmp(sf_table_version(t), sf_table_version(old)) == 0) {
-        /* the same bytes: keep the runtime and its warm connection pools */
-        sf_table_unref(t);
-        r->ok = 1;
-        s->reloads_ok++;
-        if (strcmp(trigger, "file") == 0)
-            sf_debug("reload (file): %s unchanged (version %s)", file, sf_table_version(old));
-        else
-            sf_info("reload (%s): %s unchanged (version %s)", trigger, file, sf_table_version(old));
-        return 0;
-    }
     r->nchanges = sf_table_diff(old, t, &r->changes);
-    sf_runtime *rt = runtime_create(s, t, err, sizeof(err));
+    sf_runtime *rt = runtime_create(s, t, s->rt, err, sizeof(err));
     if (rt == NULL) {
         sf_diff_free(r->changes, r->nchanges);
         r->changes = NULL;
@@ -423,7 +491,7 @@ sf_server *sf_server_create(sf_settings *cfg, sf_route_table *table, char *err, 
     s->md = sf_match_data_create();
     if (s->pathbuf == NULL || s->targetbuf == NULL || s->md == NULL)
         goto oom;
-    s->rt = runtime_create(s, table, err, errlen);
+    s->rt = runtime_create(s, table, NULL, err, errlen);
     table = NULL; /* the runtime has it, or freed it */
     if (s->rt == NULL)
         goto fail;

@@ -23,13 +23,23 @@ typedef struct {
     char name[80];
 } sf_listener;
 
+/* A connection pool (and TLS context) shared by the runtimes whose backend has the same name,
+ * URL and TLS settings, so a reload that changes a cutover keeps warm connections. */
+typedef struct {
+    int refs;
+    char *key; /* name, URL, CA, verify */
+    sf_pool *pool;
+    struct ssl_ctx_st *tls; /* NULL for http:// */
+} sf_upstream;
+
 /* Where a request can go: the monolith or one function, with its pool and response timeout. */
 typedef struct {
-    const sf_function *fn; /* NULL: legacy */
-    sf_pool *pool;
-    struct ssl_ctx_st *tls; /* owned; NULL for http:// */
+    const sf_function *fn; /* NULL: legacy; borrowed from the runtime's table */
+    sf_upstream *upstream; /* one reference */
+    sf_pool *pool;         /* upstream->pool */
     const struct timeval *tv_response;
-    char name[96]; /* "legacy" or "function orders", for logs */
+    struct timeval tv_own; /* tv_response when no common timeout was available */
+    char name[96];         /* "legacy" or "function orders", for logs */
 } sf_backend;
 
 /* What one routes.yaml version runs with: the table and a pool per backend. Immutable once
@@ -102,8 +112,9 @@ void sf_server_client_gone(sf_server *s);
 
 /* Loads the routes file again; if it is valid, swaps it in (requests in flight keep the old
  * runtime) and logs what changed; if not, keeps the running table and logs the errors. trigger
- * names the cause for logs and GET /routes. Returns 0 when the file is live (changed or not),
- * -1 when it was rejected. The outcome is in s->last_reload. */
+ * names the cause for logs and GET /routes. Returns 0 when a new version went live (recorded
+ * in s->last_reload), 1 when the file is the version already running (nothing recorded unless
+ * the last reload had failed), -1 when it was rejected (recorded). */
 int sf_server_reload(sf_server *s, const char *trigger);
 
 /* 64 random bits (fast PRNG seeded from the kernel). */

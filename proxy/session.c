@@ -107,8 +107,14 @@ static const char *reason_phrase(int status)
         return "Method Not Allowed";
     case 408:
         return "Request Timeout";
+    case 401:
+        return "Unauthorized";
+    case 409:
+        return "Conflict";
     case 411:
         return "Length Required";
+    case 422:
+        return "Unprocessable Content";
     case 413:
         return "Content Too Large";
     case 414:
@@ -276,16 +282,17 @@ static void access_log(sf_client *c)
 
 /* A complete local response (errors, admin API). */
 static void respond_local(sf_client *c, int status, const char *ctype, const char *body,
-                          size_t body_len, int close_conn, const char *allow)
+                          size_t body_len, int close_conn, const char *allow, const char *auth)
 {
     exchange *x = &c->x;
     char head[512];
-    int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Cache-Control: no-store\r\n%s%s%s%s\r\n",
-                     status, reason_phrase(status), ctype, x->is_head ? 0 : body_len,
-                     allow ? "Allow: " : "", allow ? allow : "", allow ? "\r\n" : "",
-                     close_conn ? "Connection: close\r\n" : "");
+    int n =
+        snprintf(head, sizeof(head),
+                 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                 "Cache-Control: no-store\r\n%s%s%s%s%s%s%s\r\n",
+                 status, reason_phrase(status), ctype, body_len, allow ? "Allow: " : "",
+                 allow ? allow : "", allow ? "\r\n" : "", auth ? "WWW-Authenticate: " : "",
+                 auth ? auth : "", auth ? "\r\n" : "", close_conn ? "Connection: close\r\n" : "");
     evbuffer_add(c->out, head, (size_t)n);
     if (!x->is_head)
         evbuffer_add(c->out, body, body_len);
@@ -298,7 +305,7 @@ static void respond_error(sf_client *c, int status, int close_conn)
 {
     char body[128];
     int n = snprintf(body, sizeof(body), "%d %s\n", status, reason_phrase(status));
-    respond_local(c, status, "text/plain; charset=utf-8", body, (size_t)n, close_conn, NULL);
+    respond_local(c, status, "text/plain; charset=utf-8", body, (size_t)n, close_conn, NULL, NULL);
 }
 
 /* The single end of every exchange. status 0: the response was relayed in full; otherwise
@@ -1608,17 +1615,20 @@ static int admin_request(sf_client *c, const sf_http_request *req, size_t head_l
     for (size_t i = 0; i < req->num_headers; i++)
         if (SF_HTTP_NAME_IS(req->headers[i].name, "authorization"))
             rq.authorization = req->headers[i].value;
-    /* advance() made head and body contiguous before parsing: the body follows the head */
+    /* advance() made head and body contiguous before parsing, so this pullup moves nothing
+     * (the head's slices stay valid); head_len counts any empty lines before the request */
     size_t body_len = req->content_length > 0 ? (size_t)req->content_length : 0;
-    if (body_len > 0)
-        rq.body = (sf_slice){req->method.p + head_len, body_len};
+    if (body_len > 0) {
+        const char *all = (const char *)evbuffer_pullup(c->in, (ev_ssize_t)(head_len + body_len));
+        rq.body = (sf_slice){all + head_len, body_len};
+    }
     sf_admin_response out;
     sf_admin_handle(c->srv, &rq, &out);
     evbuffer_drain(c->in, head_len + body_len);
     x->bytes_in += body_len;
     x->req_done = 1;
     respond_local(c, out.status, out.content_type, out.body != NULL ? out.body : "", out.len,
-                  !x->keepalive, out.allow);
+                  !x->keepalive, out.allow, out.status == 401 ? "Bearer" : NULL);
     free(out.body);
     return finalize(c, 0, NULL);
 }

@@ -141,6 +141,11 @@ static void load_token(sf_ydoc *y, sf_settings *s, yaml_node_t *n)
     size_t len = fread(buf, 1, sizeof(buf) - 1, f);
     fclose(f);
     buf[len] = '\0';
+    if (len == sizeof(buf) - 1 && strchr(buf, '\n') == NULL) {
+        sf_ydoc_error(y, n, "admin token_file %s: the token is longer than %zu bytes",
+                      s->admin_token_file, sizeof(buf) - 2);
+        return;
+    }
     char *p = buf;
     while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
         p++;

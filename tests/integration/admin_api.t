@@ -92,6 +92,13 @@ t.eq((st, js.get("from"), js.get("to")), (200, 0, 12.5), "cutover of a route wit
 t.ok("    function: fn\n    cutover: 12.5\n" in file_text(), "cutover: 12.5 inserted at the "
      "route's indentation", file_text())
 
+# The watcher sees the same edit 200 ms later: that no-op must not hide what the API applied.
+time.sleep(0.8 * SLOW)
+st, _, js = admin("GET", "/routes")
+lr = js.get("last_reload") or {}
+t.ok(lr.get("trigger") == "api" and any("users: cutover" in c for c in lr.get("changes", [])),
+     "GET /routes still shows the API's reload and its changes after the watcher fired", lr)
+
 # Rollback: to 0, state rolled_back.
 st, _, js = admin("POST", "/routes/orders/rollback", {"reason": "errors up"})
 t.eq((st, js.get("from"), js.get("to"), js.get("action")), (200, 100, 0, "rollback"),
@@ -114,12 +121,23 @@ t.eq([(e["action"], e["to"]) for e in js], [("rollback", 0)], "GET /history?rout
 
 # Who asked for a reload is recorded.
 st, _, js = admin("POST", "/reload?trigger=cli")
-st2, _, js2 = admin("GET", "/routes")
-t.eq((st, (js2.get("last_reload") or {}).get("trigger")), (200, "cli"),
-     "POST /reload?trigger=cli is recorded as trigger cli")
-admin("POST", "/reload?trigger=bogus")
-st2, _, js2 = admin("GET", "/routes")
-t.eq((js2.get("last_reload") or {}).get("trigger"), "api", "any other trigger is recorded as api")
+t.eq((st, js.get("trigger"), js.get("changes")), (200, "cli", []),
+     "POST /reload?trigger=cli of an unchanged file: trigger cli, no changes")
+st, _, js = admin("POST", "/reload?trigger=bogus")
+t.eq(js.get("trigger"), "api", "any other trigger is api")
+
+# A request after empty lines (RFC 9112 §2.2 lets a server skip them), pipelined with another:
+# the body is read from the right place.
+s_ = connect(A)
+body = b'{"percent": 10, "reason": "leading CRLF"}'
+s_.sendall(b"\r\n\r\nPOST /routes/orders/cutover HTTP/1.1\r\nHost: a\r\nContent-Type: "
+           b"application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" +
+           body + b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+st1, _, b1 = read_response(s_)
+st2, _, b2 = read_response(s_)
+s_.close()
+t.eq((st1, json.loads(b1).get("to"), st2), (200, 10, 200),
+     "an admin POST after empty lines, pipelined with a GET: both answered right")
 
 # Errors.
 st, _, js = admin("POST", "/routes/nope/cutover", {"percent": 5})
@@ -146,8 +164,9 @@ with open(tokfile, "w") as f:
 p2 = Proxy(f"http://127.0.0.1:{legacy.port}", routes_yaml=ROUTES,
            settings=f"audit_log: audit.log\n",
            admin_extra=f"  token_file: {tokfile}\n")
-st, _, _ = admin("GET", "/healthz", port=p2.admin_port)
-t.eq(st, 401, "with a token configured, a call without Authorization is 401")
+st, hd, _ = admin("GET", "/healthz", port=p2.admin_port)
+t.eq((st, hd.get("www-authenticate")), (401, "Bearer"),
+     "with a token configured, a call without Authorization is 401 with WWW-Authenticate")
 st, _, _ = admin("GET", "/routes", headers={"Authorization": "Bearer wrong-token-000000000"},
                  port=p2.admin_port)
 t.eq(st, 401, "a wrong token is 401")

@@ -3,6 +3,7 @@
 # seen and applied; a broken edit keeps the running table and is reported with FILE:LINE:COL;
 # SIGHUP and POST /reload; requests in flight finish on the table they started with; thousands
 # of keep-alive requests across dozens of reloads all succeed.
+import http.client
 import json
 import os
 import sys
@@ -126,6 +127,21 @@ t.ok(any("route added: extra" in c for c in js.get("changes", [])) or who() == "
 st, hd, _ = admin("GET", "/reload")
 t.eq((st, hd.get("allow")), (405, "POST"), "GET /reload is 405 with Allow: POST")
 t.eq(wait_for("legacy"), "legacy", "the table after POST /reload is live")
+
+# A reload that does not touch a backend keeps its warm connections (same upstream peer).
+write_in_place(routes_text(100))
+admin("POST", "/reload")
+c1 = http.client.HTTPConnection("127.0.0.1", P, timeout=10 * SLOW)
+c1.request("GET", "/__echo/r")
+peer1 = json.loads(c1.getresponse().read()).get("peer")
+write_in_place(routes_text(100, "  - name: other\n    match: { path: /other }\n    function: fn\n"))
+st, _, js = admin("POST", "/reload")
+c1.request("GET", "/__echo/r")
+peer2 = json.loads(c1.getresponse().read()).get("peer")
+c1.close()
+t.ok(st == 200 and peer1 is not None and peer1 == peer2,
+     "after a reload that adds a route, the function's pooled connection is reused",
+     (peer1, peer2))
 
 # In flight: a slow request started on cutover 100 finishes on that table after a reload to 0.
 write_in_place(routes_text(100))
