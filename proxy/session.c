@@ -975,13 +975,7 @@ static int forward_body(sf_client *c)
         arm_up_timer(c);
         return flush_up(c);
     }
-    /* flush first: what the socket takes now does not count against the watermark */
-    uint32_t gen = c->gen;
-    if (flush_up(c) < 0)
-        return -1;
-    if (c->gen != gen || !x->active || x->up == NULL)
-        return 0; /* the exchange ended or moved to legacy while flushing */
-    if (evbuffer_get_length(x->up->out) >= OUT_HIGH) {
+    if (evbuffer_get_length(up->out) >= OUT_HIGH) {
         client_pause_read(c); /* the upstream is slower than the client: wait for it */
         if (!c->timer_send)
             client_timer(c, NULL);
@@ -989,7 +983,13 @@ static int forward_body(sf_client *c)
     } else if (!c->timer_send) {
         client_timer(c, s->tv_client_body);
     }
-    return 0;
+    uint32_t gen = c->gen;
+    if (flush_up(c) < 0)
+        return -1;
+    if (c->gen != gen || !x->active || x->up == NULL)
+        return 0; /* the exchange ended or moved to legacy while flushing */
+    /* a flush that drained at once raises no on_drained: resume here */
+    return resume_body_if_drained(c);
 }
 
 /* Serves the request from legacy after its function failed before any response byte went to
