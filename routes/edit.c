@@ -721,7 +721,7 @@ int sf_routes_set_cutover(const char *path, const char *route, uint32_t new_bp, 
     }
     if (rc != 0)
         goto out;
-    if (r.had_key && r.old_bp == new_bp) {
+    if (r.old_bp == new_bp) { /* also no key and 0: the value it already has */
         memcpy(r.version, sf_table_version(t), sizeof(r.version));
         goto done;
     }

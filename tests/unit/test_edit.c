@@ -437,6 +437,17 @@ static void test_version(void)
     ok(strlen(res.version) == 16, "same value: the version is still given");
     rc = sf_routes_set_cutover(file, "orders", 1500, NULL, err, sizeof(err));
     is(rc, 0, "a NULL result is allowed");
+
+    /* a route without the key is at 0 already: rolling it back writes nothing */
+    static const char keyless[] =
+        HEAD "  - name: keyless\n    match: {path: /k}\n    function: orders\n";
+    put(file, keyless, sizeof(keyless) - 1);
+    stat(file, &before);
+    memset(&res, 0, sizeof(res));
+    rc = sf_routes_set_cutover(file, "keyless", 0, &res, err, sizeof(err));
+    stat(file, &after);
+    ok(rc == 0 && res.changed == 0 && res.had_key == 0 && before.st_ino == after.st_ino,
+       "0 on a route without a cutover key: nothing written, nothing changed");
 }
 
 static void test_unknown_route(void)
