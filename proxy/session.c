@@ -830,7 +830,7 @@ static int start_request(sf_client *c, const sf_http_request *req, size_t head_l
         if (x->up == NULL && can_fallback(x)) {
             sf_info("connect to %s failed (%s) for %s %s; serving it from legacy (fallback) "
                     "[req %s]",
-                    x->be->name, strerror(errno), x->method, x->path, x->reqid);
+                    x->be->name, strerror(acq_err), x->method, x->path, x->reqid);
             x->fallback = 1;
             s->fallbacks++;
             x->be = &x->rt->legacy;
