@@ -1,0 +1,134 @@
+/* Per-route traffic statistics (DESIGN §7, issue 5): counters, latency histograms and a
+ * per-second ring, recorded on the hot path of one worker thread and merged by readers. */
+#ifndef SF_STATS_H
+#define SF_STATS_H
+
+#include <stdint.h>
+
+/* A shard: every counter of every route slot. One shard belongs to one thread: record, slot and
+ * shadow calls on it must come from that thread only, and so must any read of it (a reader on
+ * another thread asks the owner to merge the shard into the reader's own copy). */
+typedef struct sf_stats sf_stats;
+
+typedef enum {
+    SF_STATS_LEGACY = 0,
+    SF_STATS_FUNCTION = 1,
+} sf_stats_backend;
+#define SF_STATS_BACKENDS 2
+
+/* Why the proxy got no usable response from an upstream. */
+typedef enum {
+    SF_STATS_UPSTREAM_NONE = 0,
+    SF_STATS_UPSTREAM_CONNECT,
+    SF_STATS_UPSTREAM_TIMEOUT,
+    SF_STATS_UPSTREAM_RESET,
+    SF_STATS_UPSTREAM_PROTOCOL,
+} sf_stats_upstream_error;
+#define SF_STATS_UPSTREAM_KINDS 5
+
+/* A shadow comparison's outcome (DESIGN §5 step 6). */
+typedef enum {
+    SF_STATS_SHADOW_MATCH = 0,
+    SF_STATS_SHADOW_MISMATCH,
+    SF_STATS_SHADOW_NOISE,
+    SF_STATS_SHADOW_SKIPPED,
+    SF_STATS_SHADOW_ERROR,
+} sf_stats_shadow_result;
+#define SF_STATS_SHADOW_RESULTS 5
+
+/* Seconds kept by the per-second ring: the longest window a rate can be asked for. */
+#define SF_STATS_RING_SECONDS 300
+
+/* Prometheus histogram buckets: the bounds sf_stats_le_seconds[0..SF_STATS_LE_N-1], the last
+ * being +Inf (INFINITY). */
+#define SF_STATS_LE_N 15
+extern const double sf_stats_le_seconds[SF_STATS_LE_N];
+
+/* One finished request, as the proxy saw it. */
+typedef struct {
+    uint64_t duration_us;   /* from the request's first byte to the response's last, microseconds */
+    uint64_t bytes_in;      /* read from the client */
+    uint64_t bytes_out;     /* written to the client */
+    uint64_t now_sec;       /* monotonic clock, whole seconds: places the request in the ring */
+    uint16_t status;        /* sent to the client; 0 when no response was sent */
+    uint8_t backend;        /* sf_stats_backend that served the response */
+    uint8_t upstream_error; /* sf_stats_upstream_error of that backend, NONE when it answered */
+    uint8_t fallback;       /* 1: served by legacy after the function failed (DESIGN §5 step 5) */
+} sf_stats_sample;
+
+/* Returns an empty shard, or NULL when out of memory. */
+sf_stats *sf_stats_create(void);
+void sf_stats_destroy(sf_stats *s); /* accepts NULL */
+
+/* The slot of the route called name ("_default" for unmatched traffic), created empty on first
+ * use: a small index >= 0, the same for the same name for the shard's whole life, so a route
+ * keeps its numbers across reloads. Copies name. Returns -1 when out of memory. Not for the hot
+ * path: callers look a route's slot up once per route table and keep it. */
+int sf_stats_slot(sf_stats *s, const char *name);
+
+/* The slot of name if it exists, else -1; never creates one. */
+int sf_stats_find(const sf_stats *s, const char *name);
+
+/* Number of slots: they are 0..count-1. */
+int sf_stats_count(const sf_stats *s);
+
+/* Name of slot, borrowed from s (valid until it is destroyed); NULL for an unknown slot. */
+const char *sf_stats_name(const sf_stats *s, int slot);
+
+/* Counts one finished request in slot: O(1), no allocation, no lock. An unknown slot or backend
+ * is ignored. Errors are 5xx responses and upstream failures (DESIGN §7), each request counted
+ * once. A now_sec earlier than the slot's latest one still counts in the ring when that second
+ * is still kept. Durations beyond 2^27 us (134 s) count in the histograms as 134 s. */
+void sf_stats_record(sf_stats *s, int slot, const sf_stats_sample *x);
+
+/* Counts one shadow comparison outcome in slot; an unknown slot or result is ignored. */
+void sf_stats_record_shadow(sf_stats *s, int slot, sf_stats_shadow_result r);
+
+/* Adds every counter of src into dst, slots matched by name (created in dst as needed); dst's
+ * ring moves forward to src's latest second when that is later. Returns 0, or -1 when out of
+ * memory (dst then holds part of src). */
+int sf_stats_merge(sf_stats *dst, const sf_stats *src);
+
+/* The q-quantile (0..1, nearest rank) of the durations of slot's backend in microseconds, within
+ * 1% of the exact value (up to 134 s); NAN when there is no request. */
+double sf_stats_quantile_us(const sf_stats *s, int slot, int backend, double q);
+
+/* Requests of all slots in the window_sec seconds up to now_sec (now_sec - window_sec, now_sec],
+ * served by legacy, divided by all of them: 0..1, or NAN when there was no request in the window.
+ * window_sec is capped at SF_STATS_RING_SECONDS. */
+double sf_stats_legacy_share(const sf_stats *s, uint64_t now_sec, unsigned window_sec);
+
+/* What a reader shows for one backend of one slot. Counters are totals since the slot was
+ * created; windows are the seconds (now_sec - N, now_sec]. */
+typedef struct {
+    uint64_t requests;
+    uint64_t classes[6];                               /* [0] no response, [1..5] 1xx..5xx */
+    uint64_t errors;                                   /* 5xx or upstream error */
+    uint64_t upstream_errors[SF_STATS_UPSTREAM_KINDS]; /* by kind; [NONE] is 0 */
+    uint64_t bytes_in, bytes_out;
+    double p50_ms, p90_ms, p99_ms; /* NAN when requests == 0 */
+    uint64_t requests_60s, errors_60s, requests_300s, errors_300s;
+    double rate_60s, rate_300s; /* requests per second over the window */
+    uint64_t
+        le_cumulative[SF_STATS_LE_N]; /* requests <= sf_stats_le_seconds[i]; last == requests */
+    double sum_seconds;               /* of all durations */
+} sf_stats_backend_snapshot;
+
+typedef struct {
+    const char *name; /* borrowed from the shard */
+    uint64_t fallbacks;
+    uint64_t shadow[SF_STATS_SHADOW_RESULTS]; /* by sf_stats_shadow_result */
+    sf_stats_backend_snapshot backend[SF_STATS_BACKENDS];
+} sf_stats_snapshot;
+
+/* Fills out with slot's numbers as of now_sec (the caller's monotonic clock). Returns 0, or -1
+ * for an unknown slot. */
+int sf_stats_snapshot_slot(const sf_stats *s, int slot, uint64_t now_sec, sf_stats_snapshot *out);
+
+/* Names for labels and JSON keys: "legacy"/"function", "connect"/"timeout"/"reset"/"protocol"
+ * ("none" for NONE), "match"/"mismatch"/"noise"/"skipped"/"error"; "?" when out of range. */
+const char *sf_stats_backend_name(int backend);
+const char *sf_stats_upstream_error_name(int kind);
+const char *sf_stats_shadow_result_name(int result);
+
+#endif
