@@ -67,22 +67,6 @@ static double percent(uint32_t bp)
 
 /* ---- GET /routes ---- */
 
-static const char *sticky_text(const sf_route *r, char *buf, size_t len)
-{
-    switch (r->sticky) {
-    case SF_STICKY_HEADER:
-        snprintf(buf, len, "header:%s", r->sticky_name);
-        return buf;
-    case SF_STICKY_COOKIE:
-        snprintf(buf, len, "cookie:%s", r->sticky_name);
-        return buf;
-    case SF_STICKY_CLIENT_IP:
-        return "client_ip";
-    default:
-        return "none";
-    }
-}
-
 static json_t *strings(char **v, size_t n)
 {
     json_t *a = json_array();
@@ -135,13 +119,13 @@ static json_t *route_json(const sf_route *r, const json_t *last_actions)
         int rolled_back = r->cutover_bp == 0 && last != NULL && strcmp(last, "rollback") == 0;
         state = rolled_back ? "rolled_back" : "active";
     }
-    return json_pack("{s:s,s:o,s:s,s:f,s:s,s:b,s:o,s:o,s:o,s:s}", "name", r->name, "match", match,
-                     "function", r->function->name, "cutover", percent(r->cutover_bp), "sticky",
-                     sticky_text(r, sticky, sizeof(sticky)), "fallback", r->fallback, "rewrite",
-                     r->rewrite_re != NULL
-                         ? json_pack("{s:s,s:s}", "regex", r->rewrite_src, "to", r->rewrite_to)
-                         : json_null(),
-                     "shadow", shadow, "guard", guard, "state", state);
+    return json_pack(
+        "{s:s,s:o,s:s,s:f,s:s,s:b,s:o,s:o,s:o,s:s}", "name", r->name, "match", match, "function",
+        r->function->name, "cutover", percent(r->cutover_bp), "sticky",
+        sf_route_sticky_text(r, sticky, sizeof(sticky)), "fallback", r->fallback, "rewrite",
+        r->rewrite_re != NULL ? json_pack("{s:s,s:s}", "regex", r->rewrite_src, "to", r->rewrite_to)
+                              : json_null(),
+        "shadow", shadow, "guard", guard, "state", state);
 }
 
 /* route name -> the action of its latest audit entry */

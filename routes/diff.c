@@ -60,25 +60,6 @@ static const char *duration(uint64_t ms, char *buf, size_t len)
     return buf;
 }
 
-static const char *sticky(const sf_route *r, char *buf, size_t len)
-{
-    switch (r->sticky) {
-    case SF_STICKY_HEADER:
-        snprintf(buf, len, "header:%s", r->sticky_name ? r->sticky_name : "");
-        break;
-    case SF_STICKY_COOKIE:
-        snprintf(buf, len, "cookie:%s", r->sticky_name ? r->sticky_name : "");
-        break;
-    case SF_STICKY_CLIENT_IP:
-        snprintf(buf, len, "client_ip");
-        break;
-    default:
-        snprintf(buf, len, "none");
-        break;
-    }
-    return buf;
-}
-
 static int same_str(const char *a, const char *b)
 {
     return (a == NULL || b == NULL) ? a == b : strcmp(a, b) == 0;
@@ -217,10 +198,10 @@ static void diff_route(lines_buf *b, const sf_route *o, const sf_route *n)
         add(b, "%s: match changed", n->name);
     if (!same_str(function_name(o), function_name(n)))
         add(b, "%s: function %s -> %s", n->name, function_name(o), function_name(n));
-    sticky(o, s1, sizeof(s1));
-    sticky(n, s2, sizeof(s2));
-    if (strcmp(s1, s2) != 0)
-        add(b, "%s: sticky %s -> %s", n->name, s1, s2);
+    const char *st1 = sf_route_sticky_text(o, s1, sizeof(s1));
+    const char *st2 = sf_route_sticky_text(n, s2, sizeof(s2));
+    if (strcmp(st1, st2) != 0)
+        add(b, "%s: sticky %s -> %s", n->name, st1, st2);
     if (!o->fallback != !n->fallback)
         add(b, "%s: fallback %s -> %s", n->name, o->fallback ? "on" : "off",
             n->fallback ? "on" : "off");

@@ -1510,6 +1510,22 @@ const sf_route *sf_table_routes(const sf_route_table *t, size_t *n)
     return t->routes;
 }
 
+const char *sf_route_sticky_text(const sf_route *r, char *buf, size_t len)
+{
+    switch (r->sticky) {
+    case SF_STICKY_HEADER:
+        snprintf(buf, len, "header:%s", r->sticky_name ? r->sticky_name : "");
+        return buf;
+    case SF_STICKY_COOKIE:
+        snprintf(buf, len, "cookie:%s", r->sticky_name ? r->sticky_name : "");
+        return buf;
+    case SF_STICKY_CLIENT_IP:
+        return "client_ip";
+    default:
+        return "none";
+    }
+}
+
 const sf_route *sf_table_route(const sf_route_table *t, const char *name)
 {
     for (size_t i = 0; i < t->nroutes; i++)

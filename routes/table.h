@@ -132,6 +132,10 @@ const sf_route *sf_table_routes(const sf_route_table *t, size_t *n);
 /* The routes indexed for matching (match.h). Borrowed from t. */
 const sf_match_index *sf_table_match_index(const sf_route_table *t);
 
+/* The route's sticky setting as written in routes.yaml ("header:x-user-id", "none"): in buf,
+ * or a constant. */
+const char *sf_route_sticky_text(const sf_route *r, char *buf, size_t len);
+
 /* A route by name, or NULL. */
 const sf_route *sf_table_route(const sf_route_table *t, const char *name);
 
