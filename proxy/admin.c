@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "audit.h"
 #include "edit.h"
@@ -18,13 +17,6 @@ static int slice_is(sf_slice s, const char *lit)
 {
     size_t n = strlen(lit);
     return s.len == n && memcmp(s.p, lit, n) == 0;
-}
-
-static double wall_clock(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void iso_time(double t, char out[32])
@@ -230,7 +222,7 @@ static void reload(sf_server *s, const sf_admin_request *rq, sf_admin_response *
     json_t *js;
     if (rc == 1) {
         /* the running version already: nothing changed by this call */
-        sf_reload_result same = {.ok = 1, .at = wall_clock()};
+        sf_reload_result same = {.ok = 1, .at = sf_wall_now()};
         snprintf(same.trigger, sizeof(same.trigger), "%s", cli ? "cli" : "api");
         js = reload_json(&same);
     } else {

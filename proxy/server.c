@@ -301,7 +301,7 @@ static void backend_dispose(sf_backend *b)
     memset(b, 0, sizeof(*b));
 }
 
-static double wall_now(void)
+double sf_wall_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -321,7 +321,7 @@ static sf_runtime *runtime_create(sf_server *s, sf_route_table *table, const sf_
     }
     rt->refs = 1;
     rt->table = table;
-    rt->loaded_at = wall_now();
+    rt->loaded_at = sf_wall_now();
     if (backend_init(s, &rt->legacy, NULL, sf_table_legacy(table), prev, err, errlen) < 0)
         goto fail;
     size_t nfn;
@@ -392,7 +392,7 @@ int sf_server_reload(sf_server *s, const char *trigger)
         if (r->ok != 1) {
             reload_result_clear(r);
             r->ok = 1;
-            r->at = wall_now();
+            r->at = sf_wall_now();
             snprintf(r->trigger, sizeof(r->trigger), "%s", trigger);
         }
         if (strcmp(trigger, "file") == 0)
@@ -402,7 +402,7 @@ int sf_server_reload(sf_server *s, const char *trigger)
         return 1;
     }
     reload_result_clear(r);
-    r->at = wall_now();
+    r->at = sf_wall_now();
     snprintf(r->trigger, sizeof(r->trigger), "%s", trigger);
     if (t == NULL) {
         const char *first = sf_diags_first_error(&d);

@@ -78,7 +78,6 @@ typedef struct sf_server {
     char *pathbuf;          /* the normalized path of the request being started */
     char *targetbuf;        /* the target a function gets */
     size_t targetbuf_cap;
-    uint64_t fallbacks;
     sf_accesslog *alog; /* NULL when off */
     sf_http_limits limits;
     sf_http_header *hdrs; /* scratch header array for the parser (single thread) */
@@ -116,6 +115,9 @@ void sf_server_client_gone(sf_server *s);
  * in s->last_reload), 1 when the file is the version already running (nothing recorded unless
  * the last reload had failed), -1 when it was rejected (recorded). */
 int sf_server_reload(sf_server *s, const char *trigger);
+
+/* The wall clock in seconds (for loaded_at, reload times). */
+double sf_wall_now(void);
 
 /* 64 random bits (fast PRNG seeded from the kernel). */
 uint64_t sf_server_random(sf_server *s);

@@ -678,6 +678,16 @@ static const char *failure_reason(const exchange *x, int err)
     return tls != NULL ? tls : err ? strerror(err) : NULL;
 }
 
+/* From here on the exchange is a fallback served by legacy (the caller moves the request). */
+static void switch_to_legacy(sf_client *c)
+{
+    exchange *x = &c->x;
+    x->fallback = 1;
+    c->gen++;
+    x->be = &x->rt->legacy;
+    x->pool = x->be->pool;
+}
+
 /* The function failed before any response byte reached the client: legacy may still serve an
  * idempotent request on a route with fallback (DESIGN §5 step 5). */
 static int can_fallback(const exchange *x)
@@ -831,9 +841,7 @@ static int start_request(sf_client *c, const sf_http_request *req, size_t head_l
             sf_info("connect to %s failed (%s) for %s %s; serving it from legacy (fallback) "
                     "[req %s]",
                     x->be->name, strerror(acq_err), x->method, x->path, x->reqid);
-            x->fallback = 1;
-            s->fallbacks++;
-            x->be = &x->rt->legacy;
+            switch_to_legacy(c);
             target = legacy_target;
             free(x->fb_head);
             x->fb_head = NULL;
@@ -997,7 +1005,6 @@ static int forward_body(sf_client *c)
  * far are sent on a legacy connection; the rest of the body, if any, follows as it comes. */
 static int fallback_to_legacy(sf_client *c, const char *what, const char *why)
 {
-    sf_server *s = c->srv;
     exchange *x = &c->x;
     sf_info("%s %s failed%s%s for %s %s; serving it from legacy (fallback) [req %s]", what,
             x->be->name, why ? ": " : "", why ? why : "", x->method, x->path, x->reqid);
@@ -1005,11 +1012,7 @@ static int fallback_to_legacy(sf_client *c, const char *what, const char *why)
         sf_upconn_close(x->up, 1);
         x->up = NULL;
     }
-    x->fallback = 1;
-    s->fallbacks++;
-    c->gen++;
-    x->be = &x->rt->legacy;
-    x->pool = x->rt->legacy.pool;
+    switch_to_legacy(c);
     x->status = 0;
     free(x->retry_head);
     x->retry_head = NULL;
