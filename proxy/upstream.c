@@ -307,16 +307,24 @@ static void on_up_read(evutil_socket_t fd, short what, void *arg)
     up->ops->on_read(up->owner, up, n, n < 0 ? errno : 0);
 }
 
+/* The outcome of a non-blocking connect once the socket is writable: 0, EINPROGRESS (not yet),
+ * or the error. */
+static int connect_result(const sf_upconn *up)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(up->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    return err;
+}
+
 static void on_up_write(evutil_socket_t fd, short what, void *arg)
 {
     sf_upconn *up = arg;
     (void)fd;
     (void)what;
     if (up->connecting) {
-        int err = 0;
-        socklen_t len = sizeof(err);
-        if (getsockopt(up->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-            err = errno;
+        int err = connect_result(up);
         if (err == EINPROGRESS)
             return;
         up->connecting = 0;
@@ -665,10 +673,7 @@ static void tls_on_write(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (up->connecting) {
         if (!up->tls_hs) {
-            int err = 0;
-            socklen_t len = sizeof(err);
-            if (getsockopt(up->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-                err = errno;
+            int err = connect_result(up);
             if (err == EINPROGRESS)
                 return;
             if (err != 0) {
