@@ -559,9 +559,8 @@ static char *write_head(sf_client *c, const sf_http_request *req, sf_slice targe
         if ((int)i == req->host_index) {
             /* never dropped, even when named in Connection (RFC 9110 §7.2 needs it) */
             if (fn != NULL) {
-                PUTLIT(w, "Host: ");
-                PUT(w, fn->url.authority, strlen(fn->url.authority));
-                PUTLIT(w, "\r\n");
+                sf_slice auth = {fn->url.authority, strlen(fn->url.authority)};
+                w = put_header(w, (sf_slice){"Host", 4}, auth);
             } else {
                 w = put_header(w, h->name, h->value);
             }
@@ -607,10 +606,8 @@ static char *write_head(sf_client *c, const sf_http_request *req, sf_slice targe
     PUTLIT(w, "\r\n");
     if (fn != NULL)
         for (size_t i = 0; i < fn->nheaders; i++) {
-            PUT(w, fn->headers[i].name, fn->headers[i].name_len);
-            PUTLIT(w, ": ");
-            PUT(w, fn->headers[i].value, fn->headers[i].value_len);
-            PUTLIT(w, "\r\n");
+            const sf_header_conf *h = &fn->headers[i];
+            w = put_header(w, (sf_slice){h->name, h->name_len}, (sf_slice){h->value, h->value_len});
         }
     if (x->req_chunked) {
         PUTLIT(w, "Transfer-Encoding: chunked\r\n");
