@@ -249,7 +249,11 @@ void sf_stats_record(sf_stats *s, int slot, const sf_stats_sample *x)
         b->max_us = v;
     b->hist[i]++;
     b->le[k + (v > le_us[k])]++;
-    sl->fallbacks += x->fallback != 0;
+    if (x->fallback) {
+        sl->fallbacks++;
+        if (x->fallback_error < SF_STATS_UPSTREAM_KINDS)
+            sl->b[SF_STATS_FUNCTION].upstream[x->fallback_error]++;
+    }
 
     struct tick *t = tick_at(sl, x->now_sec);
     if (t != NULL) {
@@ -379,6 +383,32 @@ static void window_sum(const struct slot *sl, uint64_t now, unsigned window, uin
             errors[b] += k->errors[b];
         }
     }
+}
+
+/* Adds slot's requests of backend per second for the n seconds up to now into out. */
+static void series_add(const struct slot *sl, int backend, uint64_t now, unsigned n, uint32_t *out)
+{
+    uint64_t kept =
+        sl->last_sec >= SF_STATS_RING_SECONDS - 1 ? sl->last_sec - (SF_STATS_RING_SECONDS - 1) : 0;
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t back = n - 1 - i;
+        if (back > now)
+            continue;
+        uint64_t t = now - back;
+        if (t >= kept && t <= sl->last_sec)
+            out[i] += sl->ring[t % SF_STATS_RING_SECONDS].requests[backend];
+    }
+}
+
+void sf_stats_series(const sf_stats *s, int slot, int backend, uint64_t now_sec, unsigned n,
+                     uint32_t *out)
+{
+    memset(out, 0, n * sizeof(*out));
+    if ((unsigned)backend >= SF_STATS_BACKENDS)
+        return;
+    for (int i = 0; i < s->n; i++)
+        if (slot < 0 || slot == i)
+            series_add(s->slots[i], backend, now_sec, n, out);
 }
 
 double sf_stats_legacy_share(const sf_stats *s, uint64_t now_sec, unsigned window_sec)

@@ -54,6 +54,8 @@ typedef struct {
     uint8_t backend;        /* sf_stats_backend that served the response */
     uint8_t upstream_error; /* sf_stats_upstream_error of that backend, NONE when it answered */
     uint8_t fallback;       /* 1: served by legacy after the function failed (DESIGN §5 step 5) */
+    uint8_t fallback_error; /* with fallback: the function's sf_stats_upstream_error, counted in
+                               the function's upstream errors (not as a function request) */
 } sf_stats_sample;
 
 /* Returns an empty shard, or NULL when out of memory. */
@@ -97,6 +99,11 @@ double sf_stats_quantile_us(const sf_stats *s, int slot, int backend, double q);
  * served by legacy, divided by all of them: 0..1, or NAN when there was no request in the window.
  * window_sec is capped at SF_STATS_RING_SECONDS. */
 double sf_stats_legacy_share(const sf_stats *s, uint64_t now_sec, unsigned window_sec);
+
+/* Requests per second of slot's backend (slot -1: all slots) for the n seconds up to now_sec,
+ * oldest first: out[n - 1] is second now_sec. Seconds older than the ring read as 0. */
+void sf_stats_series(const sf_stats *s, int slot, int backend, uint64_t now_sec, unsigned n,
+                     uint32_t *out);
 
 /* What a reader shows for one backend of one slot. Counters are totals since the slot was
  * created; windows are the seconds (now_sec - N, now_sec]. */

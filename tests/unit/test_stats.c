@@ -99,6 +99,8 @@ static void test_errors_and_kinds(void)
     sf_stats_sample l = sample(SF_STATS_LEGACY, 200, 3000, 1);
     l.fallback = 1;
     sf_stats_record(s, r, &l);
+    l.fallback_error = SF_STATS_UPSTREAM_TIMEOUT; /* the function's failure of a fallback */
+    sf_stats_record(s, r, &l);
     sf_stats_record_shadow(s, r, SF_STATS_SHADOW_MATCH);
     sf_stats_record_shadow(s, r, SF_STATS_SHADOW_MATCH);
     sf_stats_record_shadow(s, r, SF_STATS_SHADOW_MISMATCH);
@@ -111,12 +113,15 @@ static void test_errors_and_kinds(void)
     is((long long)f->errors, 5, "an upstream error with a 5xx counts once");
     is((long long)f->errors_60s, 5, "errors reach the ring");
     is((long long)f->upstream_errors[SF_STATS_UPSTREAM_CONNECT], 2, "connect errors by kind");
-    is((long long)f->upstream_errors[SF_STATS_UPSTREAM_TIMEOUT], 1, "timeouts by kind");
+    is((long long)f->upstream_errors[SF_STATS_UPSTREAM_TIMEOUT], 2,
+       "timeouts by kind, a fallback's included");
+    is((long long)f->requests, 5, "a fallback is no function request");
     is((long long)f->upstream_errors[SF_STATS_UPSTREAM_RESET], 1, "resets by kind");
     is((long long)f->upstream_errors[SF_STATS_UPSTREAM_PROTOCOL], 1, "protocol errors by kind");
     is((long long)f->upstream_errors[SF_STATS_UPSTREAM_NONE], 0, "no count under kind none");
     is((long long)snap.backend[SF_STATS_LEGACY].errors, 0, "a 200 from legacy is no error");
-    is((long long)snap.fallbacks, 1, "fallbacks counted per slot");
+    is((long long)snap.fallbacks, 2, "fallbacks counted per slot");
+    is((long long)snap.backend[SF_STATS_LEGACY].requests, 2, "a fallback is a legacy request");
     is((long long)snap.shadow[SF_STATS_SHADOW_MATCH], 2, "shadow matches");
     is((long long)snap.shadow[SF_STATS_SHADOW_MISMATCH], 1, "shadow mismatches");
     is((long long)snap.shadow[SF_STATS_SHADOW_ERROR], 1, "shadow errors");
@@ -436,6 +441,33 @@ static int snapshots_equal(const sf_stats *a, const sf_stats *b, uint64_t now)
     return 1;
 }
 
+static void test_series(void)
+{
+    sf_stats *s = sf_stats_create();
+    int a = sf_stats_slot(s, "a"), b = sf_stats_slot(s, "b");
+    for (uint64_t t = 100; t < 110; t++)
+        for (uint64_t k = 0; k < t - 99; k++) {
+            sf_stats_sample x = sample(SF_STATS_LEGACY, 200, 100, t);
+            sf_stats_record(s, a, &x);
+            x.backend = SF_STATS_FUNCTION;
+            sf_stats_record(s, b, &x);
+            sf_stats_record(s, b, &x);
+        }
+    uint32_t out[12];
+    sf_stats_series(s, a, SF_STATS_LEGACY, 109, 12, out);
+    ok(out[0] == 0 && out[1] == 0 && out[2] == 1 && out[11] == 10, "series oldest first, to now");
+    sf_stats_series(s, -1, SF_STATS_FUNCTION, 111, 12, out);
+    ok(out[0] == 2 && out[9] == 20 && out[10] == 0 && out[11] == 0,
+       "all slots; seconds after the last record are 0");
+    sf_stats_series(s, a, SF_STATS_FUNCTION, 109, 12, out);
+    ok(out[11] == 0 && out[5] == 0, "another backend's requests are not in the series");
+    sf_stats_series(s, a, SF_STATS_LEGACY, 109 + SF_STATS_RING_SECONDS, 12, out);
+    ok(out[0] == 0 && out[11] == 0, "seconds older than the ring read as 0");
+    sf_stats_series(s, a, SF_STATS_LEGACY, 5, 12, out);
+    ok(out[0] == 0 && out[11] == 0, "a window reaching before second 0");
+    sf_stats_destroy(s);
+}
+
 static void test_merge(void)
 {
     sf_stats *shard[2] = {sf_stats_create(), sf_stats_create()};
@@ -578,6 +610,7 @@ int main(void)
     test_ring_cases();
     test_ring_random();
     test_legacy_share();
+    test_series();
     test_merge();
     test_prometheus_buckets();
     bench_record();
