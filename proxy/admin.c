@@ -12,6 +12,7 @@
 #include "audit.h"
 #include "edit.h"
 #include "log.h"
+#include "report.h"
 
 static int slice_is(sf_slice s, const char *lit)
 {
@@ -67,6 +68,14 @@ static json_t *strings(char **v, size_t n)
     return a;
 }
 
+const char *sf_admin_route_state(const json_t *last_actions, const char *name, uint32_t cutover_bp)
+{
+    const char *last = json_string_value(json_object_get(last_actions, name));
+    int back = cutover_bp == 0 && last != NULL &&
+               (strcmp(last, "rollback") == 0 || strcmp(last, "guard") == 0);
+    return back ? "rolled_back" : "active";
+}
+
 static json_t *route_json(const sf_route *r, const json_t *last_actions)
 {
     char sticky[160];
@@ -105,12 +114,9 @@ static json_t *route_json(const sf_route *r, const json_t *last_actions)
             json_object_set_new(guard, "max_p99_ratio", json_real(r->guard.max_p99_ratio));
     }
     /* rolled back: at 0% and the last audited change of the route was a rollback */
-    const char *state = "not running";
-    if (last_actions != NULL) {
-        const char *last = json_string_value(json_object_get(last_actions, r->name));
-        int rolled_back = r->cutover_bp == 0 && last != NULL && strcmp(last, "rollback") == 0;
-        state = rolled_back ? "rolled_back" : "active";
-    }
+    const char *state = last_actions != NULL
+                            ? sf_admin_route_state(last_actions, r->name, r->cutover_bp)
+                            : "not running";
     return json_pack(
         "{s:s,s:o,s:s,s:f,s:s,s:b,s:o,s:o,s:o,s:s}", "name", r->name, "match", match, "function",
         r->function->name, "cutover", percent(r->cutover_bp), "sticky",
@@ -118,26 +124,6 @@ static json_t *route_json(const sf_route *r, const json_t *last_actions)
         r->rewrite_re != NULL ? json_pack("{s:s,s:s}", "regex", r->rewrite_src, "to", r->rewrite_to)
                               : json_null(),
         "shadow", shadow, "guard", guard, "state", state);
-}
-
-/* route name -> the action of its latest audit entry */
-static json_t *last_actions(const sf_server *s)
-{
-    char err[256];
-    json_t *m = json_object();
-    size_t malformed = 0;
-    json_t *all = sf_audit_read(s->cfg->audit_log, NULL, 0, &malformed, err, sizeof(err));
-    size_t i;
-    json_t *e;
-    json_array_foreach(all, i, e)
-    {
-        const char *route = json_string_value(json_object_get(e, "route"));
-        json_t *action = json_object_get(e, "action");
-        if (route != NULL && json_is_string(action))
-            json_object_set(m, route, action);
-    }
-    json_decref(all);
-    return m;
 }
 
 static json_t *reload_json(const sf_reload_result *r)
@@ -175,9 +161,11 @@ json_t *sf_admin_table_json(const sf_route_table *t, const char *file, const jso
 static json_t *routes_json(sf_server *s)
 {
     char at[32];
-    json_t *acts = last_actions(s);
+    sf_report_audit_refresh(s);
+    json_t *acts = s->audit.last_actions != NULL ? s->audit.last_actions : json_object();
     json_t *js = sf_admin_table_json(s->rt->table, s->cfg->routes_file, acts);
-    json_decref(acts);
+    if (acts != s->audit.last_actions)
+        json_decref(acts);
     if (js == NULL)
         return NULL;
     iso_time(s->rt->loaded_at, at);
@@ -385,6 +373,18 @@ void sf_admin_handle(sf_server *s, const sf_admin_request *rq, sf_admin_response
         if (!get)
             goto not_allowed_get;
         reply_json(out, 200, routes_json(s));
+    } else if (slice_is(p, "/stats")) {
+        if (!get)
+            goto not_allowed_get;
+        char v[8];
+        int with_series = query_param(rq->query, "series", v, sizeof(v)) && strcmp(v, "1") == 0;
+        reply_json(out, 200, sf_report_stats_json(s, with_series));
+    } else if (slice_is(p, "/metrics")) {
+        if (!get)
+            goto not_allowed_get;
+        out->body = sf_report_metrics(s, &out->len);
+        out->status = out->body != NULL ? 200 : 500;
+        out->content_type = "text/plain; version=0.0.4; charset=utf-8";
     } else if (slice_is(p, "/history")) {
         if (!get)
             goto not_allowed_get;

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "server.h"
 #include "slice.h"
@@ -37,6 +38,10 @@ typedef struct {
  * "rollback", else "active"; with last_actions NULL (no proxy runs) it is "not running". Returns
  * a new reference (caller decrefs), or NULL when out of memory. */
 json_t *sf_admin_table_json(const sf_route_table *t, const char *file, const json_t *last_actions);
+
+/* "rolled_back" when a route at cutover_bp 0 had a rollback (manual or by a guard) as its latest
+ * audited change, per last_actions (route name -> action), else "active". */
+const char *sf_admin_route_state(const json_t *last_actions, const char *name, uint32_t cutover_bp);
 
 /* Answers one admin call. Never fails: errors are JSON bodies with a 4xx/5xx status. */
 void sf_admin_handle(sf_server *s, const sf_admin_request *rq, sf_admin_response *out);

@@ -338,6 +338,21 @@ static sf_runtime *runtime_create(sf_server *s, sf_route_table *table, const sf_
         if (backend_init(s, &rt->fns[i], &fns[i], &fns[i].url, prev, err, errlen) < 0)
             goto fail;
     }
+    /* a route keeps its stats slot (by name) across reloads */
+    size_t nr;
+    const sf_route *routes = sf_table_routes(table, &nr);
+    rt->route_slot = calloc(nr ? nr : 1, sizeof(*rt->route_slot));
+    if (rt->route_slot == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < nr; i++) {
+        rt->route_slot[i] = sf_stats_slot(s->stats, routes[i].name);
+        if (rt->route_slot[i] < 0) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+    }
     return rt;
 fail:
     sf_runtime_unref(rt);
@@ -358,6 +373,7 @@ void sf_runtime_unref(sf_runtime *rt)
     for (size_t i = 0; i < rt->nfns; i++)
         backend_dispose(&rt->fns[i]);
     free(rt->fns);
+    free(rt->route_slot);
     sf_table_unref(rt->table);
     free(rt);
 }
@@ -489,7 +505,16 @@ sf_server *sf_server_create(sf_settings *cfg, sf_route_table *table, char *err, 
     s->targetbuf_cap = 2 * cfg->max_header_bytes + 4096;
     s->targetbuf = malloc(s->targetbuf_cap);
     s->md = sf_match_data_create();
-    if (s->pathbuf == NULL || s->targetbuf == NULL || s->md == NULL)
+    s->stats = sf_stats_create();
+    if (s->pathbuf == NULL || s->targetbuf == NULL || s->md == NULL || s->stats == NULL)
+        goto oom;
+    /* the ring's clock, and every route's slot before the first request */
+    struct timespec mono;
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    s->started_mono = (uint64_t)mono.tv_sec;
+    s->started_wall = sf_wall_now();
+    s->default_slot = sf_stats_slot(s->stats, "_default");
+    if (s->default_slot < 0)
         goto oom;
     s->rt = runtime_create(s, table, NULL, err, errlen);
     table = NULL; /* the runtime has it, or freed it */
@@ -578,6 +603,9 @@ void sf_server_destroy(sf_server *s)
     free(s->pathbuf);
     free(s->targetbuf);
     sf_accesslog_close(s->alog);
+    sf_stats_destroy(s->stats);
+    json_decref(s->audit.last_actions);
+    json_decref(s->audit.rollbacks);
     free(s->hdrs);
     if (s->base != NULL)
         event_base_free(s->base);

@@ -5,11 +5,14 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <stdint.h>
+#include <jansson.h>
 #include <sys/queue.h>
+#include <sys/types.h>
 
 #include "accesslog.h"
 #include "http_parse.h"
 #include "settings.h"
+#include "stats.h"
 #include "table.h"
 #include "upstream.h"
 
@@ -51,6 +54,7 @@ typedef struct {
     sf_backend legacy;
     sf_backend *fns; /* one per function of table, by function_index */
     size_t nfns;
+    int *route_slot;  /* the stats slot of each route, by route index */
     double loaded_at; /* wall clock, seconds */
 } sf_runtime;
 
@@ -73,6 +77,19 @@ typedef struct sf_server {
     sf_runtime *rt;   /* the live table and backends: one reference */
     sf_reload_result last_reload;
     uint64_t reloads_ok, reloads_failed;
+    sf_stats *stats;          /* this thread's shard (DESIGN §7) */
+    int default_slot;         /* stats slot of unmatched traffic, "_default" */
+    uint64_t rejected[6];     /* requests answered before a backend was chosen, by status class */
+    double started_wall;      /* wall clock, seconds */
+    uint64_t started_mono;    /* monotonic clock, seconds */
+    struct {                  /* the audit log as last read, for route states and rollback counts */
+        json_t *last_actions; /* route name -> action of its latest entry */
+        json_t *rollbacks;    /* route name -> {"manual": n, "guard": n} since the start */
+        struct timespec mtime;
+        off_t size;
+        ino_t ino;
+        int read;
+    } audit;
     struct sf_watch *watch; /* routes file watcher, NULL when unavailable */
     pcre2_match_data *md;   /* route matching and rewrites (single thread) */
     char *pathbuf;          /* the normalized path of the request being started */

@@ -48,6 +48,8 @@ typedef struct {
     unsigned req_chunked : 1, req_done : 1, resp_head : 1, up_reusable : 1, keepalive : 1,
         is_head : 1, http10 : 1, client_chunked : 1, up_paused : 1, retried : 1, active : 1,
         fallback : 1, flushing : 1;
+    uint8_t up_err;   /* sf_stats_upstream_error of the backend serving the exchange */
+    uint8_t fb_err;   /* the function's, when a fallback took over */
     int write_err;    /* a write error raised while flush_up was flushing */
     char *retry_head; /* the upstream head, kept while a replay on a fresh connection is safe */
     size_t retry_len;
@@ -253,14 +255,40 @@ static void start_linger(sf_client *c)
     client_timer(c, c->srv->tv_linger);
 }
 
-static void access_log(sf_client *c)
+/* Counts the exchange in the stats and writes its access-log line (DESIGN §5 step 7): once per
+ * exchange, at its end, whatever the end was. */
+static void account(sf_client *c)
 {
     sf_server *s = c->srv;
     exchange *x = &c->x;
-    if (s->alog == NULL || c->admin)
+    if (c->admin)
         return;
     struct timespec now;
     now_mono(&now);
+    uint64_t dur_us = 0; /* 0 for a head rejected before it parsed */
+    if (x->t_start.tv_sec != 0)
+        dur_us = (uint64_t)(now.tv_sec - x->t_start.tv_sec) * 1000000u +
+                 (uint64_t)(now.tv_nsec / 1000) - (uint64_t)(x->t_start.tv_nsec / 1000);
+    if (x->be != NULL) {
+        sf_stats_sample smp = {
+            .duration_us = dur_us,
+            .bytes_in = x->bytes_in,
+            .bytes_out = x->bytes_out,
+            .now_sec = (uint64_t)now.tv_sec,
+            .status = (uint16_t)x->status,
+            .backend = x->be->fn != NULL ? SF_STATS_FUNCTION : SF_STATS_LEGACY,
+            .upstream_error = x->up_err,
+            .fallback = x->fallback,
+            .fallback_error = x->fb_err,
+        };
+        int slot = x->route != NULL ? x->rt->route_slot[x->route->index] : s->default_slot;
+        sf_stats_record(s->stats, slot, &smp);
+    } else {
+        /* answered by the proxy before a backend was chosen (a bad request) */
+        s->rejected[x->status / 100 < 6 ? x->status / 100 : 0]++;
+    }
+    if (s->alog == NULL)
+        return;
     sf_access_entry e = {
         .request_id = x->reqid,
         .client = c->ip,
@@ -270,7 +298,7 @@ static void access_log(sf_client *c)
         .backend = backend_kind(x),
         .fallback = x->fallback,
         .status = x->status,
-        .duration_ms = ms_since(&x->t_start, &now),
+        .duration_ms = (double)dur_us / 1000.0,
         .upstream_ms = x->t_up.tv_sec ? ms_since(&x->t_up, &now) : -1.0,
         .bytes_in = x->bytes_in,
         .bytes_out = x->bytes_out,
@@ -340,7 +368,7 @@ static int finalize(sf_client *c, int status, const char *error)
     }
     if (x->status == 0)
         x->status = status;
-    access_log(c);
+    account(c);
     if (abort_client) {
         client_free(c, 1);
         return -1;
@@ -680,6 +708,8 @@ static void switch_to_legacy(sf_client *c)
 {
     exchange *x = &c->x;
     x->fallback = 1;
+    x->fb_err = x->up_err;
+    x->up_err = SF_STATS_UPSTREAM_NONE;
     c->gen++;
     x->be = &x->rt->legacy;
     x->pool = x->be->pool;
@@ -692,10 +722,13 @@ static int can_fallback(const exchange *x)
     return x->fb_head != NULL && !x->resp_head && !x->fallback;
 }
 
-static int upstream_failed(sf_client *c, int status, const char *what, int err)
+/* The upstream failed (kind: sf_stats_upstream_error): a fallback to legacy when the route
+ * allows one, else status (or an aborted client once the response started). */
+static int upstream_failed(sf_client *c, int status, int kind, const char *what, int err)
 {
     exchange *x = &c->x;
     const char *why = failure_reason(x, err);
+    x->up_err = (uint8_t)kind;
     if (can_fallback(x))
         return fallback_to_legacy(c, what, why);
     sf_warn("%s %s (%s)%s%s while forwarding %s %s [req %s]", what,
@@ -838,6 +871,7 @@ static int start_request(sf_client *c, const sf_http_request *req, size_t head_l
             sf_info("connect to %s failed (%s) for %s %s; serving it from legacy (fallback) "
                     "[req %s]",
                     x->be->name, strerror(acq_err), x->method, x->path, x->reqid);
+            x->up_err = SF_STATS_UPSTREAM_CONNECT;
             switch_to_legacy(c);
             target = legacy_target;
             free(x->fb_head);
@@ -854,7 +888,7 @@ static int start_request(sf_client *c, const sf_http_request *req, size_t head_l
     }
     if (x->up == NULL) {
         evbuffer_drain(c->in, head_len);
-        return upstream_failed(c, 502, "connect to", acq_err);
+        return upstream_failed(c, 502, SF_STATS_UPSTREAM_CONNECT, "connect to", acq_err);
     }
     int replayable = x->up->reused && x->req_done && is_idempotent(req->method);
     if (build_upstream_head(c, req, head_len, target, x->be, x->up->out,
@@ -862,7 +896,8 @@ static int start_request(sf_client *c, const sf_http_request *req, size_t head_l
         evbuffer_drain(c->in, head_len);
         free(x->fb_head); /* no fallback from here: the request state is not set up */
         x->fb_head = NULL;
-        return upstream_failed(c, 502, "out of memory building the request for", ENOMEM);
+        return upstream_failed(c, 502, SF_STATS_UPSTREAM_NONE,
+                               "out of memory building the request for", ENOMEM);
     }
     if (x->retry_head != NULL)
         x->retry_len = evbuffer_get_length(x->up->out);
@@ -1016,7 +1051,7 @@ static int fallback_to_legacy(sf_client *c, const char *what, const char *why)
     x->retried = 0;
     x->up = sf_pool_acquire(x->pool, c, &up_ops, 0);
     if (x->up == NULL)
-        return upstream_failed(c, 502, "connect to", errno);
+        return upstream_failed(c, 502, SF_STATS_UPSTREAM_CONNECT, "connect to", errno);
     evbuffer_add(x->up->out, x->fb_head, x->fb_len);
     if (x->fb_body == NULL && x->req_done && x->up->reused) {
         /* no body: the head alone can be replayed if this pooled connection is dead */
@@ -1150,7 +1185,7 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
             /* The client went away mid-exchange (nginx's 499): stop the upstream side. */
             c->x.status = 499;
             c->x.error = n == 0 ? "client closed" : "client reset";
-            access_log(c);
+            account(c);
         }
         client_free(c, n < 0);
         return;
@@ -1168,7 +1203,7 @@ static int client_flush(sf_client *c)
             if (x->active) {
                 x->status = x->status ? x->status : 499;
                 x->error = "client write failed";
-                access_log(c);
+                account(c);
             }
             client_free(c, 1);
             return -1;
@@ -1227,7 +1262,7 @@ static void on_client_timer(evutil_socket_t fd, short what, void *arg)
         sf_info("client %s did not read its response for the send timeout; closing", c->ip);
         if (c->x.active) {
             c->x.error = "client send timeout";
-            access_log(c);
+            account(c);
         }
         client_free(c, 1);
         return;
@@ -1266,7 +1301,7 @@ static int write_failed(sf_client *c, int err)
 {
     if (can_retry(&c->x))
         return retry_fresh(c);
-    return upstream_failed(c, 502, "sending the request failed to", err);
+    return upstream_failed(c, 502, SF_STATS_UPSTREAM_RESET, "sending the request failed to", err);
 }
 
 /* Flushes the upstream's output. A write error found on the way is handled here, after the
@@ -1291,7 +1326,7 @@ static int retry_fresh(sf_client *c)
     x->retried = 1;
     x->up = sf_pool_acquire(x->pool, c, &up_ops, 1);
     if (x->up == NULL)
-        return upstream_failed(c, 502, "connect to", errno);
+        return upstream_failed(c, 502, SF_STATS_UPSTREAM_CONNECT, "connect to", errno);
     evbuffer_add(x->up->out, x->retry_head, x->retry_len);
     arm_up_timer(c);
     return flush_up(c);
@@ -1309,7 +1344,7 @@ static void up_on_connect(void *owner, sf_upconn *up, int err)
 {
     sf_client *c = owner;
     if (err != 0) {
-        upstream_failed(c, 502, "connect to", err);
+        upstream_failed(c, 502, SF_STATS_UPSTREAM_CONNECT, "connect to", err);
         return;
     }
     (void)up;
@@ -1365,11 +1400,13 @@ static void up_on_timeout(void *owner, sf_upconn *up)
 {
     sf_client *c = owner;
     if (up->connecting)
-        upstream_failed(c, 504, "connect timed out to", 0);
+        upstream_failed(c, 504, SF_STATS_UPSTREAM_TIMEOUT, "connect timed out to", 0);
     else if (!c->x.resp_head)
-        upstream_failed(c, 504, "no response within upstream_response from", 0);
+        upstream_failed(c, 504, SF_STATS_UPSTREAM_TIMEOUT,
+                        "no response within upstream_response from", 0);
     else
-        upstream_failed(c, 504, "response body stalled past upstream_response from", 0);
+        upstream_failed(c, 504, SF_STATS_UPSTREAM_TIMEOUT,
+                        "response body stalled past upstream_response from", 0);
 }
 
 /* Writes the client's response head from the upstream's. */
@@ -1494,6 +1531,7 @@ static int process_response(sf_client *c)
         if (r == SF_HTTP_INCOMPLETE)
             return 0;
         if (r < 0) {
+            x->up_err = SF_STATS_UPSTREAM_PROTOCOL;
             if (can_fallback(x))
                 return fallback_to_legacy(c, "response from", sf_http_error_str(r));
             sf_warn("invalid response from %s: %s, while forwarding %s %s [req %s]",
@@ -1504,6 +1542,7 @@ static int process_response(sf_client *c)
             if (resp.status == 101) {
                 sf_warn("unexpected 101 from %s for %s %s [req %s]", sf_pool_name(x->pool),
                         x->method, x->path, x->reqid);
+                x->up_err = SF_STATS_UPSTREAM_PROTOCOL;
                 return finalize(c, 502, "unexpected protocol switch");
             }
             evbuffer_drain(up->in, (size_t)r); /* interim responses are not relayed */
@@ -1540,6 +1579,7 @@ static int process_response(sf_client *c)
     if (done < 0) {
         sf_warn("invalid chunked body from %s while forwarding %s %s [req %s]",
                 sf_pool_name(x->pool), x->method, x->path, x->reqid);
+        x->up_err = SF_STATS_UPSTREAM_PROTOCOL;
         return finalize(c, 502, "invalid upstream body framing");
     }
     if (done && evbuffer_get_length(up->in) > 0)
@@ -1577,7 +1617,7 @@ static void up_on_read(void *owner, sf_upconn *up, ssize_t n, int err)
                 return; /* c is gone, the exchange ended, or it fell back to legacy */
         }
         if (!x->resp_head) {
-            upstream_failed(c, 502,
+            upstream_failed(c, 502, SF_STATS_UPSTREAM_RESET,
                             n == 0 ? "upstream closed the connection before responding:"
                                    : "upstream reset the connection before responding:",
                             err);
@@ -1596,6 +1636,7 @@ static void up_on_read(void *owner, sf_upconn *up, ssize_t n, int err)
     }
     sf_warn("%s %s mid-body while forwarding %s %s; aborting the client connection [req %s]",
             sf_pool_name(x->pool), n == 0 ? "closed" : "reset", x->method, x->path, x->reqid);
+    x->up_err = SF_STATS_UPSTREAM_RESET;
     finalize(c, 502, "upstream truncated the response");
 }
 
@@ -1654,7 +1695,7 @@ void sf_session_close_all(sf_server *s)
     while ((c = TAILQ_FIRST(&s->clients)) != NULL) {
         if (c->x.active) {
             c->x.error = "drain timeout";
-            access_log(c);
+            account(c);
         }
         client_free(c, 1);
     }
