@@ -19,9 +19,11 @@ for lib in $libs; do
 	fi
 done
 # Test and benchmark tools: clients (curl, wrk), TAP runner (prove), Python 3
-# for the integration tests, nginx and HAProxy for the side-by-side benchmark.
+# for the integration tests, promtool (package prometheus) to check /metrics,
+# headless Chromium for the dashboard test, nginx and HAProxy for the
+# side-by-side benchmark.
 for tool in curl:curl wrk:wrk prove:perl python3:python3 nginx:nginx-light \
-	haproxy:haproxy openssl:openssl; do
+	haproxy:haproxy openssl:openssl promtool:prometheus chromium:chromium; do
 	cmd=${tool%%:*}
 	pkg=${tool#*:}
 	command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || pkgs="$pkgs $pkg"
