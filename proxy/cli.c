@@ -1,5 +1,5 @@
-/* The operator commands routes, reload, cutover, rollback and history: a blocking HTTP client
- * for the admin API, in-place edits of routes.yaml, and the audit log. */
+/* The operator commands routes, reload, cutover, rollback, history and stats: a blocking HTTP
+ * client for the admin API, in-place edits of routes.yaml, the audit log, and terminal tables. */
 #include "cli.h"
 
 #include <errno.h>
@@ -7,6 +7,7 @@
 #include <math.h>
 #include <poll.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +89,32 @@ static const char usage_history[] =
     "  --limit N  only the last N entries\n"
     "  --json     the entries as a JSON array\n"
     "  -c FILE    the server settings (default: $STRANGLER_CONF, else conf/strangler.yaml)\n";
+
+static const char usage_stats[] =
+    "usage: strangler stats [-c FILE] [--admin URL] [ROUTE] [--json] [--watch [--count N]]\n"
+    "\n"
+    "Per-route traffic of the running proxy (GET /stats). On top: the share of all requests\n"
+    "the legacy monolith served in the last 60 s (and 5 min), the request rate, the routes\n"
+    "file's version and the uptime. Then one row per route, _default being the requests no\n"
+    "route matched: CUTOVER, STATE (ROLLED BACK when a rollback or the guard set it to 0),\n"
+    "requests/s per backend over the last 60 s, the error ratio per backend since the start\n"
+    "(5xx and upstream failures), p50/p99 latency per backend in ms, the SHADOW match ratio\n"
+    "and FALLBACKS (requests the function failed and legacy served). \"-\" means no data. A\n"
+    "route no longer in the routes file is shown (STATE removed) only while it had traffic\n"
+    "in the last 5 minutes. Exits 1 when no proxy answers.\n"
+    "\n"
+    "  ROUTE        only that route, in detail: per backend the requests (all, last 60 s),\n"
+    "               rates over 1 and 5 min, status classes, errors, upstream errors by kind,\n"
+    "               p50/p90/p99, bytes in and out; shadow results and fallbacks. An unknown\n"
+    "               ROUTE fails (exit 1) and lists the known ones\n"
+    "  --json       the JSON as the proxy sends it, for scripts (with ROUTE: that route's\n"
+    "               object)\n"
+    "  --watch      redraw every second, like top, until SIGINT (Ctrl-C) or SIGTERM (exit 0);\n"
+    "               when the proxy stops answering, says so and keeps trying. When stdout is\n"
+    "               not a terminal, the frames follow each other after a blank line\n"
+    "  --count N    with --watch: stop after N frames; exit 1 when the last one failed\n"
+    "  --admin URL  the admin API, http://HOST:PORT (default: admin.address of FILE)\n"
+    "  -c FILE      the server settings (default: $STRANGLER_CONF, else conf/strangler.yaml)\n";
 
 /* ---- arguments ---- */
 
@@ -184,6 +211,18 @@ int sf_cli_parse_percent(const char *s, unsigned *bp)
 static int is_option(const char *a)
 {
     return a[0] == '-' && a[1] != '\0' && !(a[1] >= '0' && a[1] <= '9');
+}
+
+/* A count on the command line ("--limit 20"): 1 to 10^9. Returns 0 with *n, or -1. */
+static int parse_count(const char *s, size_t *n)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0 || v == 0 || v > 1000000000ul)
+        return -1;
+    *n = (size_t)v;
+    return 0;
 }
 
 /* Prints "strangler CMD: message" and the command's usage on stderr; returns 2. */
@@ -364,7 +403,12 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Waits for events on fd until deadline. Returns 1 when ready, 0 on timeout, -1 on error. */
+/* Set by the SIGINT and SIGTERM handler of `stats --watch`: a wait it interrupts gives up, so
+ * that Ctrl-C does not sit out a call to a proxy that stopped answering. */
+static volatile sig_atomic_t stop_signal;
+
+/* Waits for events on fd until deadline. Returns 1 when ready, 0 on timeout, -1 on error or
+ * a stop signal. */
 static int wait_fd(int fd, short events, long long deadline)
 {
     for (;;) {
@@ -377,7 +421,7 @@ static int wait_fd(int fd, short events, long long deadline)
             return 1;
         if (n == 0)
             return 0;
-        if (errno != EINTR)
+        if (errno != EINTR || stop_signal)
             return -1;
     }
 }
@@ -648,6 +692,152 @@ static void shell_word(const char *s, char *out, size_t len)
     out[o] = '\0';
 }
 
+/* ---- tables for a terminal ---- */
+
+enum { TABLE_COLS_MAX = 12 };
+
+/* Rows of text cells, printed with each column as wide as its widest cell, two spaces apart:
+ * the layout of the routes and stats tables. */
+typedef struct {
+    int ncols;
+    const char *const *head; /* ncols headings */
+    const char *right;       /* ncols flags, 1: right-aligned (numbers); NULL: all left */
+    char **cells;            /* row-major; a NULL cell (out of memory) prints empty */
+    size_t ncells, cap;
+    int broken; /* a cell could not be stored: the rows would shift, print nothing */
+} table;
+
+/* Headings over runs of columns: label spans ncols columns from first. */
+typedef struct {
+    const char *label;
+    int first, ncols;
+} table_group;
+
+static void table_init(table *t, int ncols, const char *const *head, const char *right)
+{
+    memset(t, 0, sizeof(*t));
+    t->ncols = ncols < TABLE_COLS_MAX ? ncols : TABLE_COLS_MAX;
+    t->head = head;
+    t->right = right;
+}
+
+static void table_dispose(table *t)
+{
+    for (size_t i = 0; i < t->ncells; i++)
+        free(t->cells[i]);
+    free(t->cells);
+}
+
+/* Appends the next cell, printf-style; control characters become spaces so that a name from
+ * the JSON cannot move the cursor. */
+static void table_add(table *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void table_add(table *t, const char *fmt, ...)
+{
+    char *s = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    for (char *p = s; p != NULL && *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+    if (t->ncells == t->cap) {
+        size_t ncap = t->cap ? t->cap * 2 : 64;
+        char **nc = realloc(t->cells, ncap * sizeof(*nc));
+        if (nc == NULL) {
+            free(s);
+            t->broken = 1;
+            return;
+        }
+        t->cells = nc;
+        t->cap = ncap;
+    }
+    t->cells[t->ncells++] = s;
+}
+
+static size_t table_rows(const table *t)
+{
+    return t->ncells / (size_t)t->ncols;
+}
+
+/* Columns on a terminal, not bytes: UTF-8 continuation bytes take no room. */
+static size_t text_width(const char *s)
+{
+    size_t w = 0;
+    for (; s != NULL && *s; s++)
+        if (((unsigned char)*s & 0xc0) != 0x80)
+            w++;
+    return w;
+}
+
+static void table_line(const table *t, FILE *out, const char *const *cells, const size_t *w)
+{
+    for (int k = 0; k < t->ncols; k++) {
+        const char *s = cells[k] ? cells[k] : "";
+        size_t pad = w[k] - text_width(s);
+        int last = k == t->ncols - 1;
+        if (t->right != NULL && t->right[k])
+            fprintf(out, "%*s%s%s", (int)pad, "", s, last ? "\n" : "  ");
+        else if (last)
+            fprintf(out, "%s\n", s); /* a left-aligned last column is not padded */
+        else
+            fprintf(out, "%s%*s", s, (int)pad + 2, "");
+    }
+}
+
+static void dashes(FILE *out, size_t n)
+{
+    while (n-- > 0)
+        fputc('-', out);
+}
+
+/* "---- label ----" over each group's columns (groups in column order, not overlapping),
+ * widening a group's last column when the label needs more room. */
+static void table_groups(FILE *out, const table_group *g, int ng, size_t *w)
+{
+    size_t pos = 0; /* the columns written on this line so far */
+    for (int i = 0; i < ng; i++) {
+        int end = g[i].first + g[i].ncols;
+        size_t lw = text_width(g[i].label), start = 0, span = 0;
+        for (int k = 0; k < g[i].first; k++)
+            start += w[k] + 2;
+        for (int k = g[i].first; k < end; k++)
+            span += w[k] + (k > g[i].first ? 2 : 0);
+        if (span < lw + 6) {
+            w[end - 1] += lw + 6 - span;
+            span = lw + 6;
+        }
+        size_t n = span - lw - 2;
+        fprintf(out, "%*s", (int)(start - pos), "");
+        dashes(out, n / 2);
+        fprintf(out, " %s ", g[i].label);
+        dashes(out, n - n / 2);
+        pos = start + span;
+    }
+    fputc('\n', out);
+}
+
+static void table_print(const table *t, FILE *out, const table_group *groups, int ngroups)
+{
+    size_t w[TABLE_COLS_MAX], rows = table_rows(t);
+    if (t->broken) {
+        fputs("(out of memory)\n", out);
+        return;
+    }
+    for (int k = 0; k < t->ncols; k++) {
+        w[k] = text_width(t->head[k]);
+        for (size_t r = 0; r < rows; r++)
+            if (text_width(t->cells[r * (size_t)t->ncols + (size_t)k]) > w[k])
+                w[k] = text_width(t->cells[r * (size_t)t->ncols + (size_t)k]);
+    }
+    if (ngroups > 0)
+        table_groups(out, groups, ngroups, w);
+    table_line(t, out, t->head, w);
+    for (size_t r = 0; r < rows; r++)
+        table_line(t, out, (const char *const *)(t->cells + r * (size_t)t->ncols), w);
+}
+
 /* ---- strangler routes ---- */
 
 /* A growing string for one table cell. */
@@ -696,75 +886,41 @@ static void match_text(const json_t *m, cell *out)
     }
 }
 
-enum { COLS = 9 };
-
-static void print_row(const char *const *cells, const size_t *w)
-{
-    for (int k = 0; k < COLS; k++) {
-        if (k == COLS - 1)
-            printf("%s\n", cells[k]);
-        else
-            printf("%-*s  ", (int)w[k], cells[k]);
-    }
-}
-
 static void print_route_table(const json_t *routes)
 {
-    static const char *const head[COLS] = {"NAME",     "MATCH",  "FUNCTION", "CUTOVER", "STICKY",
-                                           "FALLBACK", "SHADOW", "GUARD",    "STATE"};
-    size_t n = json_array_size(routes), w[COLS];
-    char **cells = calloc(n * COLS + 1, sizeof(char *));
-    if (cells == NULL)
-        return;
-    for (int k = 0; k < COLS; k++)
-        w[k] = strlen(head[k]);
-    for (size_t i = 0; i < n; i++) {
-        const json_t *r = json_array_get(routes, i);
-        char pct[16], buf[64];
-        char **row = cells + i * COLS;
+    static const char *const head[] = {"NAME",     "MATCH",  "FUNCTION", "CUTOVER", "STICKY",
+                                       "FALLBACK", "SHADOW", "GUARD",    "STATE"};
+    table t;
+    size_t i;
+    const json_t *r;
+    table_init(&t, (int)(sizeof(head) / sizeof(head[0])), head, NULL);
+    json_array_foreach(routes, i, r)
+    {
+        char pct[16];
         cell m = {NULL, 0};
         match_text(json_object_get(r, "match"), &m);
         const char *sticky = jstr(r, "sticky");
         const json_t *shadow = json_object_get(r, "shadow");
         const json_t *guard = json_object_get(r, "guard");
+        table_add(&t, "%s", jstr(r, "name") ? jstr(r, "name") : "?");
+        table_add(&t, "%s", m.s != NULL ? m.s : "");
+        free(m.s);
+        table_add(&t, "%s", jstr(r, "function") ? jstr(r, "function") : "?");
         json_percent(json_object_get(r, "cutover"), pct, sizeof(pct));
-        row[0] = strdup(jstr(r, "name") ? jstr(r, "name") : "?");
-        row[1] = m.s != NULL ? m.s : strdup("");
-        row[2] = strdup(jstr(r, "function") ? jstr(r, "function") : "?");
-        snprintf(buf, sizeof(buf), "%s%%", pct);
-        row[3] = strdup(buf);
-        row[4] = strdup(sticky == NULL || strcmp(sticky, "none") == 0 ? "-" : sticky);
-        row[5] = strdup(json_is_true(json_object_get(r, "fallback")) ? "yes" : "-");
-        if (json_is_object(shadow)) {
-            json_percent(json_object_get(shadow, "percent"), pct, sizeof(pct));
-            snprintf(buf, sizeof(buf), "%s%%", pct);
-        } else {
-            snprintf(buf, sizeof(buf), "-");
-        }
-        row[6] = strdup(buf);
-        row[7] = strdup(!json_is_object(guard)                            ? "-"
-                        : json_is_true(json_object_get(guard, "dry_run")) ? "yes (dry run)"
-                                                                          : "yes");
-        row[8] = strdup(jstr(r, "state") ? jstr(r, "state") : "?");
-        for (int k = 0; k < COLS; k++) {
-            if (row[k] == NULL)
-                row[k] = strdup("");
-            if (row[k] != NULL && strlen(row[k]) > w[k])
-                w[k] = strlen(row[k]);
-        }
+        table_add(&t, "%s%%", pct);
+        table_add(&t, "%s", sticky == NULL || strcmp(sticky, "none") == 0 ? "-" : sticky);
+        table_add(&t, "%s", json_is_true(json_object_get(r, "fallback")) ? "yes" : "-");
+        json_percent(json_object_get(shadow, "percent"), pct, sizeof(pct));
+        table_add(&t, "%s%s", json_is_object(shadow) ? pct : "-",
+                  json_is_object(shadow) ? "%" : "");
+        table_add(&t, "%s",
+                  !json_is_object(guard)                            ? "-"
+                  : json_is_true(json_object_get(guard, "dry_run")) ? "yes (dry run)"
+                                                                    : "yes");
+        table_add(&t, "%s", jstr(r, "state") ? jstr(r, "state") : "?");
     }
-    print_row(head, w);
-    for (size_t i = 0; i < n; i++) {
-        const char *row[COLS];
-        int complete = 1;
-        for (int k = 0; k < COLS; k++)
-            complete &= (row[k] = cells[i * COLS + k]) != NULL;
-        if (complete)
-            print_row(row, w);
-    }
-    for (size_t i = 0; i < n * COLS; i++)
-        free(cells[i]);
-    free(cells);
+    table_print(&t, stdout, NULL, 0);
+    table_dispose(&t);
 }
 
 static void print_routes(const json_t *js, int live)
@@ -1165,16 +1321,9 @@ static int cmd_history(const sf_cli_opts *pre, int argc, char **argv)
     if ((rc = parse_args(&a, pre, argc, argv)) != ARGS_GO)
         return rc;
     size_t limit = 0;
-    if (limit_text != NULL) {
-        char *end;
-        errno = 0;
-        unsigned long v = strtoul(limit_text, &end, 10);
-        if (limit_text[0] < '0' || limit_text[0] > '9' || *end != '\0' || errno != 0 || v == 0 ||
-            v > 1000000000ul)
-            return usage_error(cmd, usage_history, "--limit takes a positive number, not '%s'",
-                               limit_text);
-        limit = (size_t)v;
-    }
+    if (limit_text != NULL && parse_count(limit_text, &limit) < 0)
+        return usage_error(cmd, usage_history, "--limit takes a positive number, not '%s'",
+                           limit_text);
     if (a.o.admin != NULL)
         fprintf(stderr, "strangler history: --admin is not used: the audit log is read from "
                         "disk\n");
@@ -1210,12 +1359,491 @@ static int cmd_history(const sf_cli_opts *pre, int argc, char **argv)
     return 0;
 }
 
+/* ---- strangler stats ---- */
+
+static const char *const backends[2] = {"legacy", "function"};
+
+/* What the command line asked of `strangler stats`. */
+typedef struct {
+    const char *route; /* one route in detail, or NULL for the table */
+    int json, watch;
+    size_t count; /* with watch: the frames to draw, 0 for no end */
+} stats_opts;
+
+/* The formatting of one JSON value into a cell; "-" for null or a missing value. */
+typedef void (*fmt_fn)(const json_t *v, char *out, size_t len);
+
+static const json_t *jget2(const json_t *o, const char *a, const char *b)
+{
+    return json_object_get(json_object_get(o, a), b);
+}
+
+static void fmt_int(const json_t *v, char *out, size_t len)
+{
+    if (json_is_integer(v))
+        snprintf(out, len, "%lld", (long long)json_integer_value(v));
+    else if (json_is_real(v))
+        snprintf(out, len, "%.0f", json_real_value(v));
+    else
+        snprintf(out, len, "-");
+}
+
+/* Requests per second: two decimals under 10, so that a little curl traffic still shows. */
+static void rate_text(double x, char *out, size_t len)
+{
+    snprintf(out, len, x < 10 ? "%.2f" : x < 1000 ? "%.1f" : "%.0f", x);
+}
+
+static void fmt_rate(const json_t *v, char *out, size_t len)
+{
+    if (json_is_number(v))
+        rate_text(json_number_value(v), out, len);
+    else
+        snprintf(out, len, "-");
+}
+
+/* A ratio 0..1 as a percentage. A few errors among many requests, or a few shadow mismatches,
+ * must not round away to 0% or 100%. */
+static void fmt_share(const json_t *v, char *out, size_t len)
+{
+    double p = json_number_value(v) * 100;
+    if (!json_is_number(v))
+        snprintf(out, len, "-");
+    else if (p > 0 && p < 0.05)
+        snprintf(out, len, "<0.1%%");
+    else if (p < 100 && p >= 99.95)
+        snprintf(out, len, ">99.9%%");
+    else
+        snprintf(out, len, "%.1f%%", p);
+}
+
+static void fmt_ms(const json_t *v, char *out, size_t len)
+{
+    double x = json_number_value(v);
+    if (!json_is_number(v))
+        snprintf(out, len, "-");
+    else
+        snprintf(out, len, x < 1 ? "%.2f" : x < 100 ? "%.1f" : "%.0f", x);
+}
+
+/* A latency object as "p50/p99". */
+static void fmt_p50_p99(const json_t *v, char *out, size_t len)
+{
+    char p50[32], p99[32];
+    if (!json_is_object(v)) {
+        snprintf(out, len, "-");
+        return;
+    }
+    fmt_ms(json_object_get(v, "p50"), p50, sizeof(p50));
+    fmt_ms(json_object_get(v, "p99"), p99, sizeof(p99));
+    snprintf(out, len, "%s/%s", p50, p99);
+}
+
+static void fmt_cutover(const json_t *v, char *out, size_t len)
+{
+    char pct[16];
+    if (!json_is_number(v)) {
+        snprintf(out, len, "-");
+        return;
+    }
+    json_percent(v, pct, sizeof(pct));
+    snprintf(out, len, "%s%%", pct);
+}
+
+/* "42s", "12m05s", "1h02m", "3d04h". */
+static void fmt_uptime(const json_t *v, char *out, size_t len)
+{
+    long long s = json_is_number(v) ? (long long)json_number_value(v) : -1;
+    if (s < 0)
+        snprintf(out, len, "-");
+    else if (s < 60)
+        snprintf(out, len, "%llds", s);
+    else if (s < 3600)
+        snprintf(out, len, "%lldm%02llds", s / 60, s % 60);
+    else if (s < 86400)
+        snprintf(out, len, "%lldh%02lldm", s / 3600, s % 3600 / 60);
+    else
+        snprintf(out, len, "%lldd%02lldh", s / 86400, s % 86400 / 3600);
+}
+
+static long long jcount(const json_t *v)
+{
+    return json_is_number(v) ? (long long)json_number_value(v) : 0;
+}
+
+/* The lines on top: the monolith's share first, then the totals. */
+static void print_summary(const json_t *js, FILE *out)
+{
+    char share[16], share5[16], rate[32], up[32];
+    const json_t *reloads = json_object_get(js, "reloads");
+    const json_t *last_ok = json_object_get(reloads, "last_ok");
+    fmt_share(json_object_get(js, "legacy_share"), share, sizeof(share));
+    fmt_share(json_object_get(js, "legacy_share_5m"), share5, sizeof(share5));
+    rate_text(json_number_value(jget2(js, "rate", "legacy")) +
+                  json_number_value(jget2(js, "rate", "function")),
+              rate, sizeof(rate));
+    fmt_uptime(json_object_get(js, "uptime_s"), up, sizeof(up));
+    fprintf(out, "legacy share (last 60s): %s  (5m: %s)  · %s req/s · config %s · up %s\n", share,
+            share5, rate, jstr(js, "config_version") ? jstr(js, "config_version") : "?", up);
+    fprintf(out,
+            "since start: %lld legacy, %lld function requests · reloads: %lld ok, %lld failed%s\n",
+            jcount(jget2(js, "requests", "legacy")), jcount(jget2(js, "requests", "function")),
+            jcount(json_object_get(reloads, "ok")), jcount(json_object_get(reloads, "failed")),
+            json_is_false(last_ok) ? " (the last one FAILED: see 'strangler routes')" : "");
+}
+
+/* The STATE column: what an operator must notice first. */
+static const char *state_text(const json_t *r)
+{
+    const char *state = jstr(r, "state");
+    if (json_is_false(json_object_get(r, "in_table")))
+        return "removed";
+    if (jstr(r, "function") == NULL)
+        return "-";
+    if (state != NULL && strcmp(state, "rolled_back") == 0)
+        return "ROLLED BACK";
+    return state != NULL ? state : "-";
+}
+
+/* A route without a function (_default) shows "-" for the function's numbers, not zeros. */
+static int has_function(const json_t *r)
+{
+    return jstr(r, "function") != NULL || jcount(jget2(r, "requests", "function")) > 0;
+}
+
+/* The legacy and the function cell of r's field key, formatted by f. */
+static void add_pair(table *t, const json_t *r, const char *key, fmt_fn f)
+{
+    char buf[64];
+    for (int b = 0; b < 2; b++) {
+        if (b == 1 && !has_function(r))
+            snprintf(buf, sizeof(buf), "-");
+        else
+            f(jget2(r, key, backends[b]), buf, sizeof(buf));
+        table_add(t, "%s", buf);
+    }
+}
+
+/* Routes gone from the table stay in the stats; they are noise once they have no traffic. */
+static int route_shown(const json_t *r)
+{
+    return !json_is_false(json_object_get(r, "in_table")) ||
+           json_number_value(jget2(r, "rate_5m", "legacy")) > 0 ||
+           json_number_value(jget2(r, "rate_5m", "function")) > 0;
+}
+
+static void print_stats_table(const json_t *js, FILE *out)
+{
+    static const char *const head[] = {"ROUTE",    "CUTOVER", "STATE",    "LEGACY",
+                                       "FUNCTION", "LEGACY",  "FUNCTION", "LEGACY",
+                                       "FUNCTION", "SHADOW",  "FALLBACKS"};
+    static const char right[] = {0, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1};
+    static const table_group groups[] = {{"req/s", 3, 2}, {"errors", 5, 2}, {"p50/p99 ms", 7, 2}};
+    table t;
+    size_t i;
+    const json_t *r;
+    char buf[64];
+    table_init(&t, (int)(sizeof(head) / sizeof(head[0])), head, right);
+    json_array_foreach(json_object_get(js, "routes"), i, r)
+    {
+        if (!route_shown(r))
+            continue;
+        table_add(&t, "%s", jstr(r, "name") ? jstr(r, "name") : "?");
+        fmt_cutover(json_object_get(r, "cutover"), buf, sizeof(buf));
+        table_add(&t, "%s", buf);
+        table_add(&t, "%s", state_text(r));
+        add_pair(&t, r, "rate", fmt_rate);
+        add_pair(&t, r, "error_ratio", fmt_share);
+        add_pair(&t, r, "latency_ms", fmt_p50_p99);
+        fmt_share(jget2(r, "shadow", "match_ratio"), buf, sizeof(buf));
+        table_add(&t, "%s", buf);
+        fmt_int(json_object_get(r, "fallbacks"), buf, sizeof(buf));
+        table_add(&t, "%s", buf);
+    }
+    fputc('\n', out);
+    table_print(&t, out, groups, (int)(sizeof(groups) / sizeof(groups[0])));
+    table_dispose(&t);
+}
+
+/* The rows of the one-route view: label, then r[key][backend] (or [key][backend][sub]). */
+static const struct {
+    const char *label, *key, *sub;
+    fmt_fn f;
+} detail_rows[] = {
+    {"requests", "requests", NULL, fmt_int},
+    {"  last 60 s", "requests_60s", NULL, fmt_int},
+    {"req/s, last 1 min", "rate", NULL, fmt_rate},
+    {"req/s, last 5 min", "rate_5m", NULL, fmt_rate},
+    {"status 1xx", "status", "1xx", fmt_int},
+    {"status 2xx", "status", "2xx", fmt_int},
+    {"status 3xx", "status", "3xx", fmt_int},
+    {"status 4xx", "status", "4xx", fmt_int},
+    {"status 5xx", "status", "5xx", fmt_int},
+    {"no status", "status", "none", fmt_int},
+    {"errors", "errors", NULL, fmt_int},
+    {"  last 60 s", "errors_60s", NULL, fmt_int},
+    {"error ratio", "error_ratio", NULL, fmt_share},
+    {"upstream connect", "upstream_errors", "connect", fmt_int},
+    {"upstream timeout", "upstream_errors", "timeout", fmt_int},
+    {"upstream reset", "upstream_errors", "reset", fmt_int},
+    {"upstream protocol", "upstream_errors", "protocol", fmt_int},
+    {"latency p50 ms", "latency_ms", "p50", fmt_ms},
+    {"latency p90 ms", "latency_ms", "p90", fmt_ms},
+    {"latency p99 ms", "latency_ms", "p99", fmt_ms},
+    {"bytes in", "bytes", "in", fmt_int},
+    {"bytes out", "bytes", "out", fmt_int},
+};
+
+static void print_route_head(const json_t *r, FILE *out)
+{
+    char cut[32];
+    const char *name = jstr(r, "name") ? jstr(r, "name") : "?", *state = state_text(r);
+    fmt_cutover(json_object_get(r, "cutover"), cut, sizeof(cut));
+    fprintf(out, "\nroute:     %s\n", name);
+    fprintf(out, "function:  %s\n", jstr(r, "function") ? jstr(r, "function") : "-");
+    fprintf(out, "cutover:   %s\n", cut);
+    if (json_is_false(json_object_get(r, "in_table")))
+        fprintf(out, "state:     no longer in the route table (its numbers since start)\n");
+    else if (jstr(r, "function") == NULL)
+        fprintf(out, "state:     requests no route matched, served by legacy\n");
+    else if (strcmp(state, "ROLLED BACK") == 0)
+        fprintf(out, "state:     ROLLED BACK (see 'strangler history %s')\n", name);
+    else
+        fprintf(out, "state:     %s\n", state);
+}
+
+static void print_route_detail(const json_t *r, FILE *out)
+{
+    static const char *const head[] = {"", "LEGACY", "FUNCTION"};
+    static const char right[] = {0, 1, 1};
+    const json_t *sh = json_object_get(r, "shadow");
+    char buf[64];
+    table t;
+    print_route_head(r, out);
+    table_init(&t, 3, head, right);
+    for (size_t i = 0; i < sizeof(detail_rows) / sizeof(detail_rows[0]); i++) {
+        table_add(&t, "%s", detail_rows[i].label);
+        for (int b = 0; b < 2; b++) {
+            const json_t *v = jget2(r, detail_rows[i].key, backends[b]);
+            if (detail_rows[i].sub != NULL)
+                v = json_object_get(v, detail_rows[i].sub);
+            detail_rows[i].f(v, buf, sizeof(buf));
+            table_add(&t, "%s", buf);
+        }
+    }
+    fputc('\n', out);
+    table_print(&t, out, NULL, 0);
+    table_dispose(&t);
+    fmt_share(json_object_get(sh, "match_ratio"), buf, sizeof(buf));
+    fprintf(out,
+            "\nshadow:    %lld match, %lld mismatch, %lld noise, %lld skipped, %lld error · "
+            "match ratio %s\n",
+            jcount(json_object_get(sh, "match")), jcount(json_object_get(sh, "mismatch")),
+            jcount(json_object_get(sh, "noise")), jcount(json_object_get(sh, "skipped")),
+            jcount(json_object_get(sh, "error")), buf);
+    fprintf(out, "fallbacks: %lld (requests the function failed and legacy served)\n",
+            jcount(json_object_get(r, "fallbacks")));
+}
+
+static const json_t *find_route(const json_t *js, const char *name)
+{
+    size_t i;
+    const json_t *r;
+    json_array_foreach(json_object_get(js, "routes"), i, r)
+    {
+        if (jstr(r, "name") != NULL && strcmp(jstr(r, "name"), name) == 0)
+            return r;
+    }
+    return NULL;
+}
+
+static void unknown_route(const cli *c, const json_t *js, const char *name, char *err,
+                          size_t errlen)
+{
+    size_t i, at;
+    const json_t *r;
+    at = (size_t)snprintf(err, errlen,
+                          "no route named '%s' in the stats of %s; known routes:", name, c->addr);
+    json_array_foreach(json_object_get(js, "routes"), i, r)
+    {
+        if (at < errlen)
+            at += (size_t)snprintf(err + at, errlen - at, "%s %s", i ? "," : "",
+                                   jstr(r, "name") ? jstr(r, "name") : "?");
+    }
+}
+
+/* GET /stats. Returns 0 with *js (caller decrefs) and r (caller frees r->body), else -1 with
+ * err set (the address named) and nothing to free. */
+static int fetch_stats(const cli *c, reply *r, json_t **js, char *err, size_t errlen)
+{
+    char e[512];
+    json_error_t jerr;
+    *js = NULL;
+    int rc = admin_call(c, "GET", "/stats", r, e, sizeof(e));
+    if (rc == CALL_DOWN) {
+        snprintf(err, errlen, "no strangler is answering on %s (%s)", c->addr, e);
+        return -1;
+    }
+    if (rc != CALL_OK) {
+        snprintf(err, errlen, "GET /stats on %s failed: %s", c->addr, e);
+        return -1;
+    }
+    *js = json_loadb(r->body, r->len, 0, &jerr);
+    if (r->status == 401)
+        explain_401(c, err, errlen);
+    else if (r->status != 200)
+        snprintf(err, errlen, "GET /stats on %s answered %d: %s", c->addr, r->status,
+                 jstr(*js, "error") ? jstr(*js, "error") : "(no error message)");
+    else if (!json_is_object(*js))
+        snprintf(err, errlen, "the answer of %s to GET /stats is not a JSON object: %s", c->addr,
+                 *js == NULL ? jerr.text : "another JSON value");
+    else
+        return 0;
+    json_decref(*js);
+    *js = NULL;
+    free(r->body);
+    return -1;
+}
+
+/* One picture of the stats, as so asks, on out. Returns 0, or 1 with err set. */
+static int stats_frame(const cli *c, const stats_opts *so, FILE *out, char *err, size_t errlen)
+{
+    reply r;
+    json_t *js;
+    const json_t *route = NULL;
+    int rc = 0;
+    if (fetch_stats(c, &r, &js, err, errlen) < 0)
+        return 1;
+    if (so->route != NULL && (route = find_route(js, so->route)) == NULL) {
+        unknown_route(c, js, so->route, err, errlen);
+        rc = 1;
+    } else if (so->json && route != NULL) {
+        char *text = json_dumps(route, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (text != NULL)
+            fprintf(out, "%s\n", text);
+        else
+            rc = snprintf(err, errlen, "out of memory") > 0;
+        free(text);
+    } else if (so->json) {
+        fwrite(r.body, 1, r.len, out);
+        if (r.len == 0 || r.body[r.len - 1] != '\n')
+            fputc('\n', out);
+    } else {
+        print_summary(js, out);
+        if (route != NULL)
+            print_route_detail(route, out);
+        else
+            print_stats_table(js, out);
+    }
+    json_decref(js);
+    free(r.body);
+    return rc;
+}
+
+static void on_stop(int sig)
+{
+    stop_signal = sig;
+}
+
+/* Sleeps until deadline (CLOCK_MONOTONIC ms) or a stop signal. */
+static void sleep_until(long long deadline)
+{
+    for (long long left; !stop_signal && (left = deadline - now_ms()) > 0;)
+        poll(NULL, 0, (int)left);
+}
+
+/* One frame of --watch. A tty gets the screen cleared and the frame written in one go (no
+ * flicker); a pipe gets the frames one after the other, a blank line between. */
+static int watch_frame(const cli *c, const stats_opts *so, int tty, size_t n)
+{
+    char *text = NULL, err[4096], when[32];
+    size_t len = 0;
+    time_t now = time(NULL);
+    struct tm tm;
+    FILE *m = open_memstream(&text, &len);
+    if (m == NULL)
+        return 1;
+    strftime(when, sizeof(when), "%H:%M:%S", localtime_r(&now, &tm));
+    if (!so->json)
+        fprintf(m, "strangler stats on %s at %s, every 1 s (Ctrl-C quits)\n", c->addr, when);
+    int rc = stats_frame(c, so, m, err, sizeof(err));
+    if (rc != 0 && !so->json)
+        fprintf(m, "\nerror: %s; trying again every second\n", err);
+    fclose(m);
+    if (rc != 0 && so->json)
+        fprintf(stderr, "strangler stats: %s\n", err);
+    if (!stop_signal && text != NULL && (len > 0 || tty)) {
+        fputs(tty ? "\033[H\033[2J" : n > 0 ? "\n" : "", stdout);
+        fwrite(text, 1, len, stdout);
+        fflush(stdout);
+    }
+    free(text);
+    return rc;
+}
+
+/* Redraws every second until a stop signal (exit 0) or so->count frames (the last frame's
+ * outcome). */
+static int stats_watch(const cli *c, const stats_opts *so)
+{
+    struct sigaction sa, old_int, old_term;
+    int tty = isatty(STDOUT_FILENO), rc = 0;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop; /* no SA_RESTART: a signal cuts a wait short */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    for (size_t n = 0; !stop_signal && (so->count == 0 || n < so->count); n++) {
+        long long next = now_ms() + 1000;
+        rc = watch_frame(c, so, tty, n);
+        if (so->count == 0 || n + 1 < so->count)
+            sleep_until(next);
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    return stop_signal ? 0 : rc;
+}
+
+static int cmd_stats(const sf_cli_opts *pre, int argc, char **argv)
+{
+    static const char cmd[] = "stats";
+    const char *count_text = NULL;
+    stats_opts so = {NULL, 0, 0, 0};
+    int rc;
+    arg_spec a = {.cmd = cmd,
+                  .usage = usage_stats,
+                  .opts = {{"--json", NULL, &so.json},
+                           {"--watch", NULL, &so.watch},
+                           {"--count", &count_text, NULL}},
+                  .pos = &so.route,
+                  .maxpos = 1};
+    if ((rc = parse_args(&a, pre, argc, argv)) != ARGS_GO)
+        return rc;
+    if (count_text != NULL && parse_count(count_text, &so.count) < 0)
+        return usage_error(cmd, usage_stats, "--count takes a positive number, not '%s'",
+                           count_text);
+    if (count_text != NULL && !so.watch)
+        return usage_error(cmd, usage_stats, "%s", "--count goes with --watch");
+    cli c;
+    if ((rc = cli_setup(&c, cmd, &a.o, 1)) != 0)
+        return rc;
+    if (so.watch) {
+        rc = stats_watch(&c, &so);
+    } else {
+        char err[4096];
+        rc = stats_frame(&c, &so, stdout, err, sizeof(err));
+        if (rc != 0)
+            fprintf(stderr, "strangler stats: %s\n", err);
+    }
+    cli_dispose(&c);
+    return rc;
+}
+
 /* ---- the table ---- */
 
 static const sf_cli_command commands[] = {
     {"routes", usage_routes, cmd_routes},    {"reload", usage_reload, cmd_reload},
     {"cutover", usage_cutover, cmd_cutover}, {"rollback", usage_rollback, cmd_rollback},
-    {"history", usage_history, cmd_history},
+    {"history", usage_history, cmd_history}, {"stats", usage_stats, cmd_stats},
 };
 
 const sf_cli_command *sf_cli_find(const char *name)

@@ -1,7 +1,7 @@
-/* The operator commands of `strangler` (DESIGN §2) that read or steer the route table: routes,
- * reload, cutover, rollback, history. They talk to a running proxy's admin API with a small
- * blocking HTTP client, and edit routes.yaml and the audit log directly (the file is the source
- * of truth, so cutover and rollback work without a proxy). */
+/* The operator commands of `strangler` (DESIGN §2) that read or steer the route table or show
+ * its traffic: routes, reload, cutover, rollback, history, stats. They talk to a running proxy's
+ * admin API with a small blocking HTTP client, and edit routes.yaml and the audit log directly (the
+ * file is the source of truth, so cutover and rollback work without a proxy). */
 #ifndef SF_CLI_H
 #define SF_CLI_H
 
