@@ -150,10 +150,10 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         return;
     }
     if (sig == SIGUSR1) {
-        if (sf_accesslog_reopen(s->alog) < 0)
-            sf_error("SIGUSR1: cannot reopen the access log: %s", strerror(errno));
-        else
-            sf_info("SIGUSR1: access log reopened");
+        /* the writer thread reopens it once the lines logged so far are written */
+        sf_accesslog_reopen(s->alog);
+        if (s->alog != NULL)
+            sf_info("SIGUSR1: reopening the access log");
         return;
     }
     if (s->draining) {
