@@ -72,6 +72,23 @@ $(PROXY_LIB): $(call obj,$(PROXY_SRC))
 $(STUB_LIB): $(call obj,$(STUB_SRC))
 	$(Q)rm -f $@ && ar rcs $@ $^
 
+# The dashboard page (proxy/dashboard.h), embedded in the proxy library: its bytes as octal
+# character constants (right whatever the signedness of char), made with od and awk since xxd
+# is not in a minimal Debian.
+DASH_GEN := $(B)/gen/dashboard_html
+$(PROXY_LIB): $(DASH_GEN).o
+$(DASH_GEN).c: proxy/dashboard.html
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q)od -An -v -to1 $< | awk 'BEGIN { print "/* Generated from $< by the Makefile. */"; \
+	    print "#include \"dashboard.h\""; print "const char sf_dashboard_html[] = {" } \
+	    { for (i = 1; i <= NF; i++) printf "\047\\%s\047,", $$i; n += NF; print "" } \
+	    END { print "0};"; printf "const size_t sf_dashboard_html_len = %d;\n", n }' >$@.tmp
+	$(Q)mv $@.tmp $@
+$(DASH_GEN).o: $(DASH_GEN).c
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
 $(BINDIR)/strangler: $(B)/proxy/main.o $(PROXY_LIB) $(ROUTES_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")

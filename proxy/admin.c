@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "audit.h"
+#include "dashboard.h"
 #include "edit.h"
 #include "log.h"
 #include "report.h"
@@ -333,6 +334,27 @@ static void history(sf_server *s, const sf_admin_request *rq, sf_admin_response 
     reply_json(out, 200, arr);
 }
 
+/* ---- GET / ---- */
+
+static void dashboard(sf_admin_response *out)
+{
+    out->body = malloc(sf_dashboard_html_len);
+    if (out->body == NULL) {
+        reply_error(out, 500, "out of memory");
+        return;
+    }
+    memcpy(out->body, sf_dashboard_html, sf_dashboard_html_len);
+    out->len = sf_dashboard_html_len;
+    out->status = 200;
+    out->content_type = "text/html; charset=utf-8";
+    /* the browser enforces what the page promises: nothing loaded from elsewhere, no request
+     * but to this admin address */
+    out->headers = "Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; "
+                   "style-src 'unsafe-inline'; img-src data:; connect-src 'self'; "
+                   "base-uri 'none'; form-action 'none'; frame-ancestors 'none'\r\n"
+                   "X-Content-Type-Options: nosniff\r\n";
+}
+
 /* ---- dispatch ---- */
 
 /* Constant time whatever the token and the guess (their digests are compared). */
@@ -354,8 +376,17 @@ void sf_admin_handle(sf_server *s, const sf_admin_request *rq, sf_admin_response
     int post = slice_is(rq->method, "POST");
     sf_slice p = rq->path;
 
+    /* The dashboard page holds no data (it asks for the token to fetch /stats), so it is
+     * served without one. */
+    if (slice_is(p, "/")) {
+        if (!get)
+            goto not_allowed_get;
+        dashboard(out);
+        return;
+    }
     if (s->cfg->admin_token != NULL && !token_ok(s, rq->authorization)) {
         reply_error(out, 401, "this admin API needs \"Authorization: Bearer <token>\"");
+        out->headers = "WWW-Authenticate: Bearer\r\n";
         return;
     }
     if (slice_is(p, "/healthz")) {
@@ -422,9 +453,9 @@ void sf_admin_handle(sf_server *s, const sf_admin_request *rq, sf_admin_response
     return;
 not_allowed_get:
     reply_error(out, 405, "method not allowed: use GET");
-    out->allow = "GET, HEAD";
+    out->headers = "Allow: GET, HEAD\r\n";
     return;
 not_allowed_post:
     reply_error(out, 405, "method not allowed: changes are made with POST");
-    out->allow = "POST";
+    out->headers = "Allow: POST\r\n";
 }

@@ -28,7 +28,7 @@ typedef struct {
     char *body; /* malloc'd, caller frees */
     size_t len;
     const char *content_type;
-    const char *allow; /* the Allow header of a 405, else NULL */
+    const char *headers; /* more header lines (static), each ending in CRLF, or NULL */
 } sf_admin_response;
 
 /* The route table t as GET /routes shows it: file (as given, borrowed), version, loaded_at and

@@ -308,20 +308,26 @@ static void account(sf_client *c)
     sf_accesslog_write(s->alog, &e);
 }
 
-/* A complete local response (errors, admin API). */
+/* A complete local response (errors, admin API); headers: more header lines, each ending in
+ * CRLF, or NULL. */
 static void respond_local(sf_client *c, int status, const char *ctype, const char *body,
-                          size_t body_len, int close_conn, const char *allow, const char *auth)
+                          size_t body_len, int close_conn, const char *headers)
 {
     exchange *x = &c->x;
-    char head[512];
-    int n =
-        snprintf(head, sizeof(head),
-                 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                 "Cache-Control: no-store\r\n%s%s%s%s%s%s%s\r\n",
-                 status, reason_phrase(status), ctype, body_len, allow ? "Allow: " : "",
-                 allow ? allow : "", allow ? "\r\n" : "", auth ? "WWW-Authenticate: " : "",
-                 auth ? auth : "", auth ? "\r\n" : "", close_conn ? "Connection: close\r\n" : "");
+    char head[256];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Cache-Control: no-store\r\n%s",
+                     status, reason_phrase(status), ctype, body_len,
+                     close_conn ? "Connection: close\r\n" : "");
     evbuffer_add(c->out, head, (size_t)n);
+    if (headers != NULL) {
+        size_t hl = strlen(headers);
+        evbuffer_add(c->out, headers, hl);
+        n += (int)hl;
+    }
+    evbuffer_add(c->out, "\r\n", 2);
+    n += 2;
     if (!x->is_head)
         evbuffer_add(c->out, body, body_len);
     x->bytes_out += (size_t)n + (x->is_head ? 0 : body_len);
@@ -333,7 +339,7 @@ static void respond_error(sf_client *c, int status, int close_conn)
 {
     char body[128];
     int n = snprintf(body, sizeof(body), "%d %s\n", status, reason_phrase(status));
-    respond_local(c, status, "text/plain; charset=utf-8", body, (size_t)n, close_conn, NULL, NULL);
+    respond_local(c, status, "text/plain; charset=utf-8", body, (size_t)n, close_conn, NULL);
 }
 
 /* The single end of every exchange. status 0: the response was relayed in full; otherwise
@@ -1669,7 +1675,7 @@ static int admin_request(sf_client *c, const sf_http_request *req, size_t head_l
     x->bytes_in += body_len;
     x->req_done = 1;
     respond_local(c, out.status, out.content_type, out.body != NULL ? out.body : "", out.len,
-                  !x->keepalive, out.allow, out.status == 401 ? "Bearer" : NULL);
+                  !x->keepalive, out.headers);
     free(out.body);
     return finalize(c, 0, NULL);
 }

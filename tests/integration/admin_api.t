@@ -176,6 +176,18 @@ t.eq(st, 401, "a mutation with a wrong token is 401")
 st, _, js = admin("GET", "/routes", headers={"Authorization": f"Bearer {token}"},
                   port=p2.admin_port)
 t.eq(st, 200, "the right token is 200")
+for path in ("/stats", "/metrics"):
+    st, _, _ = admin("GET", path, port=p2.admin_port)
+    t.eq(st, 401, f"GET {path} without the token is 401")
+st, hd, page = admin("GET", "/", port=p2.admin_port)
+t.ok(st == 200 and hd.get("content-type", "").startswith("text/html") and
+     b"<html" in page.lower() if isinstance(page, bytes) else False,
+     "the dashboard page itself is served without the token (it holds no data)", (st, hd))
+csp = hd.get("content-security-policy", "")
+t.ok("default-src 'none'" in csp and "connect-src 'self'" in csp,
+     "the page may load nothing and talk only to the admin address (CSP)", csp)
+st, hd, _ = admin("POST", "/", port=p2.admin_port)
+t.eq((st, hd.get("allow")), (405, "GET, HEAD"), "POST / is 405")
 p2.stop()
 t.ok(token not in p2.output(), "the token is never logged")
 
