@@ -129,6 +129,13 @@ static uint64_t now_sec(void)
 
 /* ---- GET /stats ---- */
 
+/* Seconds of a rate's window that the proxy has been up for: the current second counts. */
+static double window(const sf_server *s, uint64_t now, unsigned sec)
+{
+    uint64_t up = now - s->started_mono + 1;
+    return (double)(up < sec ? up : sec);
+}
+
 static json_t *num_or_null(double v)
 {
     return isnan(v) ? json_null() : json_real(v);
@@ -240,6 +247,11 @@ static json_t *route_stats(sf_server *s, const row *rw, uint64_t now, int with_s
     const sf_stats_snapshot *sn = &snap;
     size_t nf;
     sf_stats_snapshot_slot(s->stats, rw->slot, now, &snap);
+    /* in the first minutes, the seconds before the start are no traffic, not idle time */
+    for (int b = 0; b < SF_STATS_BACKENDS; b++) {
+        snap.backend[b].rate_60s = (double)snap.backend[b].requests_60s / window(s, now, 60);
+        snap.backend[b].rate_300s = (double)snap.backend[b].requests_300s / window(s, now, 300);
+    }
     const sf_route *r = rw->route;
     const sf_function *fns = sf_table_functions(s->rt->table, &nf);
     int in_table = r != NULL || rw->slot == s->default_slot;
@@ -302,9 +314,9 @@ json_t *sf_report_stats_json(sf_server *s, int with_series)
         num_or_null(sf_stats_legacy_share(s->stats, now, 60)), "legacy_share_5m",
         num_or_null(sf_stats_legacy_share(s->stats, now, 300)), "requests", "legacy",
         (json_int_t)total[SF_STATS_LEGACY], "function", (json_int_t)total[SF_STATS_FUNCTION],
-        "rate", "legacy", recent[SF_STATS_LEGACY] / 60.0, "function",
-        recent[SF_STATS_FUNCTION] / 60.0, "reloads", "ok", (json_int_t)s->reloads_ok, "failed",
-        (json_int_t)s->reloads_failed, "last_ok",
+        "rate", "legacy", recent[SF_STATS_LEGACY] / window(s, now, 60), "function",
+        recent[SF_STATS_FUNCTION] / window(s, now, 60), "reloads", "ok", (json_int_t)s->reloads_ok,
+        "failed", (json_int_t)s->reloads_failed, "last_ok",
         s->last_reload.ok < 0 ? json_null() : json_boolean(s->last_reload.ok), "rejected", "none",
         (json_int_t)s->rejected[0], "1xx", (json_int_t)s->rejected[1], "2xx",
         (json_int_t)s->rejected[2], "3xx", (json_int_t)s->rejected[3], "4xx",
@@ -489,6 +501,12 @@ static void process(struct evbuffer *o, sf_server *s, uint64_t now)
            "was rejected and an older table runs.");
     evbuffer_add_printf(o, "strangler_config_last_reload_success %d\n",
                         s->last_reload.ok != 0 ? 1 : 0);
+    family(o, "strangler_access_log_lines_total", "counter",
+           "Access log lines written, and dropped because the log's disk could not keep up.");
+    evbuffer_add_printf(o, "strangler_access_log_lines_total{result=\"written\"} %llu\n",
+                        (unsigned long long)sf_accesslog_written(s->alog));
+    evbuffer_add_printf(o, "strangler_access_log_lines_total{result=\"dropped\"} %llu\n",
+                        (unsigned long long)sf_accesslog_dropped(s->alog));
     family(o, "strangler_start_time_seconds", "gauge",
            "When the proxy started, seconds since the epoch.");
     evbuffer_add_printf(o, "strangler_start_time_seconds %s\n", fnum(floor(s->started_wall), f));

@@ -183,8 +183,9 @@ t.eq((r["e500"]["errors"]["function"], r["e500"]["status"]["function"]["5xx"]), 
      "a function's 500s are errors and 5xx")
 t.eq(r["keep"]["status"]["legacy"]["2xx"], 15, "status classes")
 t.eq(r["keep"]["requests_60s"]["legacy"], 15, "the last minute's window")
-t.ok(abs(r["keep"]["rate"]["legacy"] - 15 / 60) < 1e-9, "rate: requests per second over 60 s",
-     r["keep"]["rate"])
+t.ok(abs(r["keep"]["rate"]["legacy"] - 15 / min(60, js["uptime_s"] + 1)) < 1e-9,
+     "rate: requests per second over the last 60 s (or the seconds up, when fewer)",
+     (r["keep"]["rate"], js["uptime_s"]))
 t.ok(r["keep"]["bytes"]["legacy"]["out"] > 15 * 200 and r["keep"]["bytes"]["legacy"]["in"] > 15 * 30,
      "bytes in and out", r["keep"]["bytes"])
 
