@@ -8,8 +8,8 @@
 #   make deps            install the Debian packages (skipped when already found)
 #
 # Libraries (Debian packages): libevent 2.1 (libevent-dev), OpenSSL 3 (libssl-dev),
-# libyaml (libyaml-dev), PCRE2 (libpcre2-dev), jansson (libjansson-dev, JSON for
-# the stand-in servers).
+# libyaml (libyaml-dev), PCRE2 (libpcre2-dev), jansson (libjansson-dev: JSON in the
+# admin API, the CLI and the stand-in servers).
 
 CC      ?= cc
 PKGS    := libevent libevent_openssl openssl yaml-0.1 libpcre2-8 jansson

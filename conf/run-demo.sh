@@ -26,11 +26,14 @@ cat <<'MSG'
 
   strangler is running:
     proxy          http://127.0.0.1:8080   (try: curl localhost:8080/api/orders/1)
-    admin          http://127.0.0.1:9901   (curl localhost:9901/healthz)
+    dashboard      http://127.0.0.1:9901/  (open it in a browser; /stats, /metrics)
     legacy-stub    http://127.0.0.1:8081   (the stand-in monolith)
     function-host  http://127.0.0.1:8082   (the new function endpoints)
-  From another terminal: bin/strangler routes; bin/strangler cutover orders-read 50;
-  bin/strangler rollback orders-read; bin/strangler history (these edit conf/routes.yaml).
+  From another terminal: send some traffic, e.g.
+    for i in $(seq 200); do curl -s -H "x-user-id: u$i" localhost:8080/api/orders/$i; done >/dev/null
+  then bin/strangler stats (--watch redraws every second; stats orders-read for one route);
+  bin/strangler routes; bin/strangler cutover orders-read 50; bin/strangler rollback
+  orders-read; bin/strangler history (cutover and rollback edit conf/routes.yaml).
   Access log lines (JSON) follow below. Ctrl-C stops all three.
 
 MSG
