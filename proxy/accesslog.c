@@ -284,6 +284,17 @@ static void enqueue(sf_accesslog *l, abuf *b)
     pthread_cond_signal(&l->wake);
 }
 
+/* A spare buffer, or NULL when there is none. Called with l->mu held. */
+static abuf *take_spare(sf_accesslog *l)
+{
+    abuf *spare = l->spare;
+    if (spare != NULL) {
+        l->spare = spare->next;
+        l->nspare--;
+    }
+    return spare;
+}
+
 static abuf *new_buf(abuf *spare)
 {
     abuf *b = spare != NULL ? spare : malloc(sizeof(*b));
@@ -306,11 +317,7 @@ static int handoff(sf_accesslog *l, int idle_only)
         return -1;
     }
     enqueue(l, l->cur);
-    abuf *spare = l->spare;
-    if (spare != NULL) {
-        l->spare = spare->next;
-        l->nspare--;
-    }
+    abuf *spare = take_spare(l);
     pthread_mutex_unlock(&l->mu);
     l->cur = new_buf(spare);
     return 0;
@@ -656,11 +663,7 @@ void sf_accesslog_write(sf_accesslog *l, const sf_access_entry *e)
     if (l->cur == NULL) {
         /* an earlier allocation failed: try once more, from the spares first */
         pthread_mutex_lock(&l->mu);
-        abuf *spare = l->spare;
-        if (spare != NULL) {
-            l->spare = spare->next;
-            l->nspare--;
-        }
+        abuf *spare = take_spare(l);
         pthread_mutex_unlock(&l->mu);
         l->cur = new_buf(spare);
     }

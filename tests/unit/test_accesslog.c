@@ -322,20 +322,32 @@ static void *drain_main(void *arg)
 
 #define STUCK_LINES 30000
 
-/* A pipe nobody reads: the writer blocks after 64 KiB, the caller never does. */
-static void test_stuck_pipe_drops_lines(void)
+/* A log writing into a pipe that nobody reads yet; *rd is the pipe's read end. NULL (with the
+ * failure reported) when it cannot be set up. */
+static sf_accesslog *open_pipe_log(int *rd)
 {
     int p[2];
     if (!ok(pipe(p) == 0, "make a pipe"))
-        return;
+        return NULL;
     char path[64];
     snprintf(path, sizeof(path), "/proc/self/fd/%d", p[1]);
     sf_accesslog *l = open_log(path);
     close(p[1]);
     if (!ok(l != NULL, "open the pipe as the log")) {
         close(p[0]);
-        return;
+        return NULL;
     }
+    *rd = p[0];
+    return l;
+}
+
+/* A pipe nobody reads: the writer blocks after 64 KiB, the caller never does. */
+static void test_stuck_pipe_drops_lines(void)
+{
+    int rd;
+    sf_accesslog *l = open_pipe_log(&rd);
+    if (l == NULL)
+        return;
     char longpath[512];
     memset(longpath, 'a', sizeof(longpath) - 1);
     longpath[0] = '/';
@@ -348,12 +360,12 @@ static void test_stuck_pipe_drops_lines(void)
     ok(dropped > 0 && dropped < STUCK_LINES,
        "writing 16 MB to a stuck pipe returns and drops what exceeds the queue (%llu dropped)",
        (unsigned long long)dropped);
-    drain_arg d = {p[0], 0, 0};
+    drain_arg d = {rd, 0, 0};
     pthread_t t;
     pthread_create(&t, NULL, drain_main, &d);
     sf_accesslog_close(l);
     pthread_join(t, NULL);
-    close(p[0]);
+    close(rd);
     char *err = release_stderr();
     unsigned long long reported = 0, n;
     for (const char *w = err; (w = strstr(w, "access log: ")) != NULL; w++)
@@ -372,17 +384,10 @@ static void test_stuck_pipe_drops_lines(void)
 
 static void test_close_gives_up_on_a_dead_reader(void)
 {
-    int p[2];
-    if (!ok(pipe(p) == 0, "make a pipe"))
+    int rd;
+    sf_accesslog *l = open_pipe_log(&rd);
+    if (l == NULL)
         return;
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/self/fd/%d", p[1]);
-    sf_accesslog *l = open_log(path);
-    close(p[1]);
-    if (!ok(l != NULL, "open the pipe as the log")) {
-        close(p[0]);
-        return;
-    }
     sf_access_entry e = entry("/x");
     for (int i = 0; i < 5000; i++)
         sf_accesslog_write(l, &e);
@@ -395,14 +400,14 @@ static void test_close_gives_up_on_a_dead_reader(void)
     free(err);
     ok(took < 20, "close returns although the pipe is never read (%.1f s)", took);
     /* the writer's end was closed: the reader sees the 64 KiB the pipe held, then EOF */
-    fcntl(p[0], F_SETFL, O_NONBLOCK);
+    fcntl(rd, F_SETFL, O_NONBLOCK);
     char buf[65536];
     ssize_t n;
     size_t total = 0;
-    while ((n = read(p[0], buf, sizeof(buf))) > 0)
+    while ((n = read(rd, buf, sizeof(buf))) > 0)
         total += (size_t)n;
     ok(n == 0, "the pipe reaches EOF after %zu bytes: the log's descriptor is closed", total);
-    close(p[0]);
+    close(rd);
 }
 
 int main(void)
