@@ -37,6 +37,7 @@ typedef struct {
     sf_runtime *rt;                /* a reference: the table and pools the request started with */
     const sf_route *route;         /* NULL: no route matched (_default) */
     struct timespec t_start, t_up; /* monotonic */
+    struct timespec t_be;          /* when the backend serving the exchange was chosen */
     int64_t req_left;              /* Content-Length bytes still to forward */
     uint64_t req_body;             /* body bytes forwarded so far */
     sf_chunked req_ch;
@@ -49,7 +50,6 @@ typedef struct {
         is_head : 1, http10 : 1, client_chunked : 1, up_paused : 1, retried : 1, active : 1,
         fallback : 1, flushing : 1;
     uint8_t up_err;   /* sf_stats_upstream_error of the backend serving the exchange */
-    uint8_t fb_err;   /* the function's, when a fallback took over */
     int write_err;    /* a write error raised while flush_up was flushing */
     char *retry_head; /* the upstream head, kept while a replay on a fresh connection is safe */
     size_t retry_len;
@@ -255,6 +255,38 @@ static void start_linger(sf_client *c)
     client_timer(c, c->srv->tv_linger);
 }
 
+static uint64_t us_between(const struct timespec *from, const struct timespec *to)
+{
+    if (from->tv_sec == 0)
+        return 0; /* a head rejected before it parsed */
+    return (uint64_t)(to->tv_sec - from->tv_sec) * 1000000u + (uint64_t)(to->tv_nsec / 1000) -
+           (uint64_t)(from->tv_nsec / 1000);
+}
+
+/* Counts what the exchange's backend did, from when it was chosen to now, in the stats. */
+static void record(sf_client *c, const struct timespec *now)
+{
+    sf_server *s = c->srv;
+    exchange *x = &c->x;
+    if (x->be == NULL) {
+        /* answered by the proxy before a backend was chosen (a bad request) */
+        s->rejected[x->status / 100 < 6 ? x->status / 100 : 0]++;
+        return;
+    }
+    sf_stats_sample smp = {
+        .duration_us = us_between(&x->t_be, now),
+        .bytes_in = x->bytes_in,
+        .bytes_out = x->bytes_out,
+        .now_sec = (uint64_t)now->tv_sec,
+        .status = (uint16_t)x->status,
+        .backend = x->be->fn != NULL ? SF_STATS_FUNCTION : SF_STATS_LEGACY,
+        .upstream_error = x->up_err,
+        .fallback = x->fallback,
+    };
+    int slot = x->route != NULL ? x->rt->route_slot[x->route->index] : s->default_slot;
+    sf_stats_record(s->stats, slot, &smp);
+}
+
 /* Counts the exchange in the stats and writes its access-log line (DESIGN §5 step 7): once per
  * exchange, at its end, whatever the end was. */
 static void account(sf_client *c)
@@ -265,28 +297,7 @@ static void account(sf_client *c)
         return;
     struct timespec now;
     now_mono(&now);
-    uint64_t dur_us = 0; /* 0 for a head rejected before it parsed */
-    if (x->t_start.tv_sec != 0)
-        dur_us = (uint64_t)(now.tv_sec - x->t_start.tv_sec) * 1000000u +
-                 (uint64_t)(now.tv_nsec / 1000) - (uint64_t)(x->t_start.tv_nsec / 1000);
-    if (x->be != NULL) {
-        sf_stats_sample smp = {
-            .duration_us = dur_us,
-            .bytes_in = x->bytes_in,
-            .bytes_out = x->bytes_out,
-            .now_sec = (uint64_t)now.tv_sec,
-            .status = (uint16_t)x->status,
-            .backend = x->be->fn != NULL ? SF_STATS_FUNCTION : SF_STATS_LEGACY,
-            .upstream_error = x->up_err,
-            .fallback = x->fallback,
-            .fallback_error = x->fb_err,
-        };
-        int slot = x->route != NULL ? x->rt->route_slot[x->route->index] : s->default_slot;
-        sf_stats_record(s->stats, slot, &smp);
-    } else {
-        /* answered by the proxy before a backend was chosen (a bad request) */
-        s->rejected[x->status / 100 < 6 ? x->status / 100 : 0]++;
-    }
+    record(c, &now);
     if (s->alog == NULL)
         return;
     sf_access_entry e = {
@@ -298,7 +309,7 @@ static void account(sf_client *c)
         .backend = backend_kind(x),
         .fallback = x->fallback,
         .status = x->status,
-        .duration_ms = (double)dur_us / 1000.0,
+        .duration_ms = (double)us_between(&x->t_start, &now) / 1000.0,
         .upstream_ms = x->t_up.tv_sec ? ms_since(&x->t_up, &now) : -1.0,
         .bytes_in = x->bytes_in,
         .bytes_out = x->bytes_out,
@@ -713,8 +724,13 @@ static const char *failure_reason(const exchange *x, int err)
 static void switch_to_legacy(sf_client *c)
 {
     exchange *x = &c->x;
+    /* the function's failed attempt counts as a function request of its own, so that its
+     * error ratio shows the failures a fallback hides from clients */
+    struct timespec now;
+    now_mono(&now);
+    record(c, &now);
+    x->t_be = now;
     x->fallback = 1;
-    x->fb_err = x->up_err;
     x->up_err = SF_STATS_UPSTREAM_NONE;
     c->gen++;
     x->be = &x->rt->legacy;
@@ -770,6 +786,7 @@ static int start_request(sf_client *c, const sf_http_request *req, size_t head_l
     x->active = 1;
     c->gen++;
     now_mono(&x->t_start);
+    x->t_be = x->t_start;
     copy_slice(x->method, sizeof(x->method), req->method);
     copy_slice(x->path, sizeof(x->path), req->target);
     x->is_head = req->method.len == 4 && memcmp(req->method.p, "HEAD", 4) == 0;
@@ -863,6 +880,7 @@ static int start_request(sf_client *c, const sf_http_request *req, size_t head_l
             evbuffer_drain(c->in, head_len);
             sf_error("route %s: the rewrite of %s gave no valid path for %s [req %s]",
                      x->route->name, x->path, x->be->name, x->reqid);
+            x->be = NULL; /* the function was never asked: counted as the proxy's answer */
             return finalize(c, 500, "rewrite failed");
         }
         target = (sf_slice){s->targetbuf, (size_t)n};
@@ -1557,6 +1575,7 @@ static int process_response(sf_client *c)
         if ((resp.status == 502 || resp.status == 503 || resp.status == 504) && can_fallback(x)) {
             char why[32];
             snprintf(why, sizeof(why), "it answered %d", resp.status);
+            x->status = resp.status; /* the function's attempt is counted with it */
             return fallback_to_legacy(c, "request to", why);
         }
         x->status = resp.status;

@@ -38,6 +38,7 @@ struct backend_stats {
 struct tick {
     uint32_t requests[SF_STATS_BACKENDS];
     uint32_t errors[SF_STATS_BACKENDS];
+    uint32_t fallbacks; /* requests counted under both backends (see sf_stats_sample) */
 };
 
 /* The ring holds the seconds (last_sec - RING_SECONDS, last_sec]: second t at ring[t % RING]. */
@@ -249,16 +250,13 @@ void sf_stats_record(sf_stats *s, int slot, const sf_stats_sample *x)
         b->max_us = v;
     b->hist[i]++;
     b->le[k + (v > le_us[k])]++;
-    if (x->fallback) {
-        sl->fallbacks++;
-        if (x->fallback_error < SF_STATS_UPSTREAM_KINDS)
-            sl->b[SF_STATS_FUNCTION].upstream[x->fallback_error]++;
-    }
+    sl->fallbacks += x->fallback != 0;
 
     struct tick *t = tick_at(sl, x->now_sec);
     if (t != NULL) {
         t->requests[x->backend]++;
         t->errors[x->backend] += err;
+        t->fallbacks += x->fallback != 0;
     }
 }
 
@@ -315,6 +313,7 @@ int sf_stats_merge(sf_stats *dst, const sf_stats *src)
                 to->ring[p].requests[b] += from->ring[p].requests[b];
                 to->ring[p].errors[b] += from->ring[p].errors[b];
             }
+            to->ring[p].fallbacks += from->ring[p].fallbacks;
         }
     }
     return 0;
@@ -361,11 +360,16 @@ double sf_stats_quantile_us(const sf_stats *s, int slot, int backend, double q)
 }
 
 /* Sums the ring over the seconds (now - window, now] that it still holds. */
-static void window_sum(const struct slot *sl, uint64_t now, unsigned window, uint64_t *requests,
-                       uint64_t *errors)
+/* A window's sums of the ring's seconds. */
+struct window {
+    uint64_t requests[SF_STATS_BACKENDS];
+    uint64_t errors[SF_STATS_BACKENDS];
+    uint64_t fallbacks;
+};
+
+static void window_sum(const struct slot *sl, uint64_t now, unsigned window, struct window *w)
 {
-    for (int b = 0; b < SF_STATS_BACKENDS; b++)
-        requests[b] = errors[b] = 0;
+    memset(w, 0, sizeof(*w));
     if (window > SF_STATS_RING_SECONDS)
         window = SF_STATS_RING_SECONDS;
     if (window == 0)
@@ -379,9 +383,10 @@ static void window_sum(const struct slot *sl, uint64_t now, unsigned window, uin
     for (uint64_t t = lo; t <= hi; t++) {
         const struct tick *k = &sl->ring[t % SF_STATS_RING_SECONDS];
         for (int b = 0; b < SF_STATS_BACKENDS; b++) {
-            requests[b] += k->requests[b];
-            errors[b] += k->errors[b];
+            w->requests[b] += k->requests[b];
+            w->errors[b] += k->errors[b];
         }
+        w->fallbacks += k->fallbacks;
     }
 }
 
@@ -415,11 +420,11 @@ double sf_stats_legacy_share(const sf_stats *s, uint64_t now_sec, unsigned windo
 {
     uint64_t legacy = 0, all = 0;
     for (int i = 0; i < s->n; i++) {
-        uint64_t req[SF_STATS_BACKENDS], err[SF_STATS_BACKENDS];
-        window_sum(s->slots[i], now_sec, window_sec, req, err);
-        legacy += req[SF_STATS_LEGACY];
-        for (int b = 0; b < SF_STATS_BACKENDS; b++)
-            all += req[b];
+        struct window w;
+        window_sum(s->slots[i], now_sec, window_sec, &w);
+        legacy += w.requests[SF_STATS_LEGACY];
+        /* a fallback is one client request, counted under both backends */
+        all += w.requests[SF_STATS_LEGACY] + w.requests[SF_STATS_FUNCTION] - w.fallbacks;
     }
     return all ? (double)legacy / (double)all : NAN;
 }
@@ -429,10 +434,9 @@ int sf_stats_snapshot_slot(const sf_stats *s, int slot, uint64_t now_sec, sf_sta
     if (slot < 0 || slot >= s->n)
         return -1;
     const struct slot *sl = s->slots[slot];
-    uint64_t req60[SF_STATS_BACKENDS], err60[SF_STATS_BACKENDS];
-    uint64_t req300[SF_STATS_BACKENDS], err300[SF_STATS_BACKENDS];
-    window_sum(sl, now_sec, 60, req60, err60);
-    window_sum(sl, now_sec, 300, req300, err300);
+    struct window w60, w300;
+    window_sum(sl, now_sec, 60, &w60);
+    window_sum(sl, now_sec, 300, &w300);
 
     memset(out, 0, sizeof(*out));
     out->name = sl->name;
@@ -455,12 +459,12 @@ int sf_stats_snapshot_slot(const sf_stats *s, int slot, uint64_t now_sec, sf_sta
         o->p50_ms = v[0] / 1000;
         o->p90_ms = v[1] / 1000;
         o->p99_ms = v[2] / 1000;
-        o->requests_60s = req60[i];
-        o->errors_60s = err60[i];
-        o->requests_300s = req300[i];
-        o->errors_300s = err300[i];
-        o->rate_60s = (double)req60[i] / 60;
-        o->rate_300s = (double)req300[i] / 300;
+        o->requests_60s = w60.requests[i];
+        o->errors_60s = w60.errors[i];
+        o->requests_300s = w300.requests[i];
+        o->errors_300s = w300.errors[i];
+        o->rate_60s = (double)w60.requests[i] / 60;
+        o->rate_300s = (double)w300.requests[i] / 300;
         uint64_t cum = 0;
         for (int k = 0; k < SF_STATS_LE_N; k++) {
             cum += b->le[k];

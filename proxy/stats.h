@@ -53,9 +53,9 @@ typedef struct {
     uint16_t status;        /* sent to the client; 0 when no response was sent */
     uint8_t backend;        /* sf_stats_backend that served the response */
     uint8_t upstream_error; /* sf_stats_upstream_error of that backend, NONE when it answered */
-    uint8_t fallback;       /* 1: served by legacy after the function failed (DESIGN §5 step 5) */
-    uint8_t fallback_error; /* with fallback: the function's sf_stats_upstream_error, counted in
-                               the function's upstream errors (not as a function request) */
+    uint8_t fallback; /* 1: served by legacy after the function failed (DESIGN §5 step 5); the
+                         caller counts the function's failed attempt as a function request of
+                         its own, so legacy_share counts such a request once */
 } sf_stats_sample;
 
 /* Returns an empty shard, or NULL when out of memory. */
@@ -96,7 +96,8 @@ int sf_stats_merge(sf_stats *dst, const sf_stats *src);
 double sf_stats_quantile_us(const sf_stats *s, int slot, int backend, double q);
 
 /* Requests of all slots in the window_sec seconds up to now_sec (now_sec - window_sec, now_sec],
- * served by legacy, divided by all of them: 0..1, or NAN when there was no request in the window.
+ * served by legacy, divided by all of them (a fallback, counted under both backends, once): 0..1,
+ * or NAN when there was no request in the window.
  * window_sec is capped at SF_STATS_RING_SECONDS. */
 double sf_stats_legacy_share(const sf_stats *s, uint64_t now_sec, unsigned window_sec);
 

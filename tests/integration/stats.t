@@ -69,6 +69,13 @@ functions:
     url: {F}
     headers: {{ x-stub-status: "500" }}
   garbage: {G}
+  unavailable:
+    url: {F}
+    headers: {{ x-stub-status: "503" }}
+  hanging:
+    url: {F}
+    timeout: 500ms
+    headers: {{ x-stub-delay-ms: "3000" }}
 routes:
   - {{ name: cut, match: {{ path: /__echo/cut }}, function: fn, cutover: 100 }}
   - {{ name: keep, match: {{ path: /__echo/keep }}, function: fn, cutover: 0 }}
@@ -80,6 +87,8 @@ routes:
   - {{ name: proto, match: {{ path: /__echo/proto }}, function: garbage, cutover: 100 }}
   - {{ name: reset, match: {{ path: /__echo/reset }}, function: resetting, cutover: 100 }}
   - {{ name: e500, match: {{ path: /__echo/e500 }}, function: broken, cutover: 12.5 }}
+  - {{ name: fb503, match: {{ path: /__echo/fb503 }}, function: unavailable, cutover: 100, fallback: true }}
+  - {{ name: fbslow, match: {{ path: /__echo/fbslow }}, function: hanging, cutover: 100, fallback: true }}
 """
 proxy = Proxy(f"http://127.0.0.1:{legacy.port}", routes_yaml=routes)
 P, A = proxy.port, proxy.admin_port
@@ -132,9 +141,19 @@ count("slowfn", "function", 6)
 dead_statuses = [get("/__echo/dead")[0] for _ in range(3)]
 count("dead", "function", 3)
 t.eq(dead_statuses, [502] * 3, "a dead function: 502")
+# a fallback is two requests in the stats: the function's failed attempt and legacy's answer
 fb_statuses = [get("/__echo/fbdead")[0] for _ in range(4)]
 count("fbdead", "legacy", 4)
+count("fbdead", "function", 4)
 t.eq(fb_statuses, [200] * 4, "a dead function with fallback: legacy serves")
+fb_statuses = [get("/__echo/fb503")[0] for _ in range(3)]
+count("fb503", "legacy", 3)
+count("fb503", "function", 3)
+t.eq(fb_statuses, [200] * 3, "a function answering 503 with fallback: legacy serves")
+fb_statuses = [get("/__echo/fbslow")[0] for _ in range(2)]
+count("fbslow", "legacy", 2)
+count("fbslow", "function", 2)
+t.eq(fb_statuses, [200] * 2, "a function timing out with fallback: legacy serves")
 to_statuses = [get("/__echo/to")[0] for _ in range(2)]
 count("timeout", "function", 2)
 t.eq(to_statuses, [504] * 2, "a stuck function: 504")
@@ -164,7 +183,7 @@ for route, (nl, nf) in sorted(sent.items()):
     t.eq(got, {"legacy": nl, "function": nf}, f"/stats: {route} counts what was sent")
 t.eq([x["name"] for x in js["routes"]],
      ["cut", "keep", "half", "slowfn", "dead", "fbdead", "timeout", "proto", "reset", "e500",
-      "_default"], "routes in table order, then _default")
+      "fb503", "fbslow", "_default"], "routes in table order, then _default")
 t.eq(js["rejected"]["4xx"], 3, "rejected requests counted apart from every route")
 t.eq((r["cut"]["cutover"], r["e500"]["cutover"], r["_default"]["cutover"]), (100, 12.5, None),
      "cutover in percent, null for _default")
@@ -175,14 +194,24 @@ t.eq(r["timeout"]["upstream_errors"]["function"]["timeout"], 2, "timeouts by kin
 t.eq(r["reset"]["upstream_errors"]["function"]["reset"], 2, "resets by kind")
 t.eq(r["proto"]["upstream_errors"]["function"]["protocol"], 2, "invalid responses by kind")
 t.eq((r["fbdead"]["fallbacks"], r["fbdead"]["upstream_errors"]["function"]["connect"],
-      r["fbdead"]["errors"]), (4, 4, {"legacy": 0, "function": 0}),
-     "fallbacks: served by legacy, the function's failures counted by kind")
+      r["fbdead"]["errors"]), (4, 4, {"legacy": 0, "function": 4}),
+     "fallbacks: served by legacy, the function's failures counted as its errors, by kind")
+t.eq((r["fb503"]["fallbacks"], r["fb503"]["status"]["function"]["5xx"],
+      r["fb503"]["error_ratio"]), (3, 3, {"legacy": 0.0, "function": 1.0}),
+     "a function's 503 rescued by a fallback is its error, not hidden")
+t.eq(r["fbslow"]["upstream_errors"]["function"]["timeout"], 2, "a timed-out attempt by kind")
+lf = r["fbslow"]["latency_ms"]
+t.ok(lf["function"]["p50"] >= 500 and lf["legacy"]["p99"] < 250 * SLOW,
+     "a fallback's legacy latency starts when legacy was asked, not with the failed attempt",
+     lf)
 t.eq(r["dead"]["errors"]["function"], 3, "upstream failures are errors")
 t.eq(r["dead"]["error_ratio"], {"legacy": None, "function": 1.0}, "error ratio, null without requests")
 t.eq((r["e500"]["errors"]["function"], r["e500"]["status"]["function"]["5xx"]), (e500[1], e500[1]),
      "a function's 500s are errors and 5xx")
 t.eq(r["keep"]["status"]["legacy"]["2xx"], 15, "status classes")
 t.eq(r["keep"]["requests_60s"]["legacy"], 15, "the last minute's window")
+t.eq(r["dead"]["error_ratio_60s"], {"legacy": None, "function": 1.0},
+     "the last minute's error ratio")
 t.ok(abs(r["keep"]["rate"]["legacy"] - 15 / min(60, js["uptime_s"] + 1)) < 1e-9,
      "rate: requests per second over the last 60 s (or the seconds up, when fewer)",
      (r["keep"]["rate"], js["uptime_s"]))
@@ -201,9 +230,12 @@ t.ok(r["cut"]["latency_ms"]["function"]["p99"] < 1000 * SLOW, "fast requests are
 
 total_l = sum(v[0] for v in sent.values())
 total_f = sum(v[1] for v in sent.values())
+fallbacks = 4 + 3 + 2  # counted under both backends, one request each
+share = total_l / (total_l + total_f - fallbacks)
 t.eq(js["requests"], {"legacy": total_l, "function": total_f}, "top-level totals")
-t.ok(abs(js["legacy_share"] - total_l / (total_l + total_f)) < 1e-9,
-     "legacy_share: the monolith's share of the last minute", (js["legacy_share"], total_l, total_f))
+t.ok(abs(js["legacy_share"] - share) < 1e-9,
+     "legacy_share: the monolith's share of the last minute's requests",
+     (js["legacy_share"], total_l, total_f))
 t.ok(isinstance(js["uptime_s"], int) and 0 <= js["uptime_s"] < 600, "uptime_s", js["uptime_s"])
 routes_js = json.loads(admin_get("/routes")[2])
 t.eq(js["config_version"], routes_js["version"], "config_version is the table's version")
@@ -265,8 +297,7 @@ t.eq(m['strangler_upstream_errors_total{route="proto",backend="function",kind="p
 t.eq(m['strangler_fallbacks_total{route="fbdead"}'], 4, "fallbacks")
 t.eq(m['strangler_route_cutover_ratio{route="e500"}'], 0.125, "cutover ratio 0..1")
 t.ok('strangler_route_cutover_ratio{route="_default"}' not in m, "no cutover for _default")
-t.ok(abs(m["strangler_legacy_share_ratio"] - total_l / (total_l + total_f)) < 1e-9,
-     "legacy share gauge")
+t.ok(abs(m["strangler_legacy_share_ratio"] - share) < 1e-9, "legacy share gauge")
 t.eq(m['strangler_shadow_comparisons_total{route="cut",result="match"}'], 0, "shadow counters")
 t.eq(m['strangler_rollbacks_total{route="cut",trigger="manual"}'], 0, "rollbacks start at 0")
 for fam in ("strangler_requests_total", "strangler_request_duration_seconds",

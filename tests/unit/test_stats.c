@@ -99,7 +99,6 @@ static void test_errors_and_kinds(void)
     sf_stats_sample l = sample(SF_STATS_LEGACY, 200, 3000, 1);
     l.fallback = 1;
     sf_stats_record(s, r, &l);
-    l.fallback_error = SF_STATS_UPSTREAM_TIMEOUT; /* the function's failure of a fallback */
     sf_stats_record(s, r, &l);
     sf_stats_record_shadow(s, r, SF_STATS_SHADOW_MATCH);
     sf_stats_record_shadow(s, r, SF_STATS_SHADOW_MATCH);
@@ -113,9 +112,8 @@ static void test_errors_and_kinds(void)
     is((long long)f->errors, 5, "an upstream error with a 5xx counts once");
     is((long long)f->errors_60s, 5, "errors reach the ring");
     is((long long)f->upstream_errors[SF_STATS_UPSTREAM_CONNECT], 2, "connect errors by kind");
-    is((long long)f->upstream_errors[SF_STATS_UPSTREAM_TIMEOUT], 2,
-       "timeouts by kind, a fallback's included");
-    is((long long)f->requests, 5, "a fallback is no function request");
+    is((long long)f->upstream_errors[SF_STATS_UPSTREAM_TIMEOUT], 1, "timeouts by kind");
+    is((long long)f->requests, 5, "function requests");
     is((long long)f->upstream_errors[SF_STATS_UPSTREAM_RESET], 1, "resets by kind");
     is((long long)f->upstream_errors[SF_STATS_UPSTREAM_PROTOCOL], 1, "protocol errors by kind");
     is((long long)f->upstream_errors[SF_STATS_UPSTREAM_NONE], 0, "no count under kind none");
@@ -404,6 +402,19 @@ static void test_legacy_share(void)
        "older seconds leave the minute");
     ok(fabs(sf_stats_legacy_share(s, 200, 300) - 40.0 / 60) < 1e-12, "a 5-minute window");
     ok(isnan(sf_stats_legacy_share(s, 1000, 60)), "a quiet minute: NAN");
+    /* 10 requests the function failed and legacy served: each is a function attempt and a
+     * legacy answer, one request of the share */
+    for (int i = 0; i < 10; i++) {
+        sf_stats_sample x = sample(SF_STATS_FUNCTION, 503, 10, 1000);
+        sf_stats_record(s, o, &x);
+        x = sample(SF_STATS_LEGACY, 200, 10, 1000);
+        x.fallback = 1;
+        sf_stats_record(s, o, &x);
+    }
+    sf_stats_sample y = sample(SF_STATS_FUNCTION, 200, 10, 1000);
+    sf_stats_record(s, o, &y);
+    ok(fabs(sf_stats_legacy_share(s, 1000, 60) - 10.0 / 11) < 1e-12,
+       "a fallback counts once in the share, as legacy");
     sf_stats_destroy(s);
 }
 
