@@ -636,9 +636,25 @@ static json_t *api_json(const cli *c, const char *method, const char *path, int 
 
 /* ---- shared helpers ---- */
 
+/* o[key] when it is a string, NULL otherwise; "?" when it holds control characters: what a
+ * server sends must not reach the terminal as escape sequences. */
 static const char *jstr(const json_t *o, const char *key)
 {
-    return json_string_value(json_object_get(o, key));
+    const char *v = json_string_value(json_object_get(o, key));
+    for (const char *p = v; p != NULL && *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return "?";
+    return v;
+}
+
+/* A count or a number of seconds from the JSON: -1 when it is not a number in range (a cast of
+ * an out-of-range double is undefined). */
+static long long jwhole(const json_t *v)
+{
+    if (json_is_integer(v))
+        return (long long)json_integer_value(v);
+    double d = json_number_value(v);
+    return json_is_real(v) && d >= 0 && d < 9e18 ? (long long)d : -1;
 }
 
 /* A percentage from the JSON (a number) as text without a trailing '%'. */
@@ -1453,7 +1469,7 @@ static void fmt_cutover(const json_t *v, char *out, size_t len)
 /* "42s", "12m05s", "1h02m", "3d04h". */
 static void fmt_uptime(const json_t *v, char *out, size_t len)
 {
-    long long s = json_is_number(v) ? (long long)json_number_value(v) : -1;
+    long long s = jwhole(v);
     if (s < 0)
         snprintf(out, len, "-");
     else if (s < 60)
@@ -1468,7 +1484,8 @@ static void fmt_uptime(const json_t *v, char *out, size_t len)
 
 static long long jcount(const json_t *v)
 {
-    return json_is_number(v) ? (long long)json_number_value(v) : 0;
+    long long n = jwhole(v);
+    return n > 0 ? n : 0;
 }
 
 /* The lines on top: the monolith's share first, then the totals. */
@@ -1538,7 +1555,7 @@ static void print_stats_table(const json_t *js, FILE *out)
                                        "FUNCTION", "LEGACY",  "FUNCTION", "LEGACY",
                                        "FUNCTION", "SHADOW",  "FALLBACKS"};
     static const char right[] = {0, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1};
-    static const table_group groups[] = {{"req/s", 3, 2}, {"errors", 5, 2}, {"p50/p99 ms", 7, 2}};
+    static const table_group groups[] = {{"req/s", 3, 2}, {"errors 1m", 5, 2}, {"p50/p99 ms", 7, 2}};
     table t;
     size_t i;
     const json_t *r;
@@ -1553,7 +1570,7 @@ static void print_stats_table(const json_t *js, FILE *out)
         table_add(&t, "%s", buf);
         table_add(&t, "%s", state_text(r));
         add_pair(&t, r, "rate", fmt_rate);
-        add_pair(&t, r, "error_ratio", fmt_share);
+        add_pair(&t, r, "error_ratio_60s", fmt_share);
         add_pair(&t, r, "latency_ms", fmt_p50_p99);
         fmt_share(jget2(r, "shadow", "match_ratio"), buf, sizeof(buf));
         table_add(&t, "%s", buf);
@@ -1583,6 +1600,7 @@ static const struct {
     {"errors", "errors", NULL, fmt_int},
     {"  last 60 s", "errors_60s", NULL, fmt_int},
     {"error ratio", "error_ratio", NULL, fmt_share},
+    {"  last 60 s ratio", "error_ratio_60s", NULL, fmt_share},
     {"upstream connect", "upstream_errors", "connect", fmt_int},
     {"upstream timeout", "upstream_errors", "timeout", fmt_int},
     {"upstream reset", "upstream_errors", "reset", fmt_int},

@@ -41,6 +41,10 @@ void sf_report_audit_refresh(sf_server *s)
     char err[256];
     size_t malformed = 0;
     json_t *all = sf_audit_read(s->cfg->audit_log, NULL, 0, &malformed, err, sizeof(err));
+    s->audit.ino = st.st_ino; /* a failure is reported once, not on every poll */
+    s->audit.size = st.st_size;
+    s->audit.mtime = st.st_mtim;
+    s->audit.read = 1;
     if (all == NULL) {
         sf_warn("audit log: %s (route states and rollback counts not updated)", err);
         return;
@@ -75,10 +79,6 @@ void sf_report_audit_refresh(sf_server *s)
     json_decref(s->audit.rollbacks);
     s->audit.last_actions = last;
     s->audit.rollbacks = rollbacks;
-    s->audit.ino = st.st_ino;
-    s->audit.size = st.st_size;
-    s->audit.mtime = st.st_mtim;
-    s->audit.read = 1;
 }
 
 /* ---- which slots, in which order ---- */
@@ -168,6 +168,11 @@ static json_t *errors(const sf_stats_backend_snapshot *b)
 static json_t *error_ratio(const sf_stats_backend_snapshot *b)
 {
     return ratio(b->errors, b->requests);
+}
+
+static json_t *error_ratio_60s(const sf_stats_backend_snapshot *b)
+{
+    return ratio(b->errors_60s, b->requests_60s);
 }
 
 static json_t *rate_60s(const sf_stats_backend_snapshot *b)
@@ -264,7 +269,7 @@ static json_t *route_stats(sf_server *s, const row *rw, uint64_t now, int with_s
         const char *key;
         backend_field f;
     } fields[] = {
-        {"requests", requests},     {"errors", errors},      {"error_ratio", error_ratio},
+        {"requests", requests},     {"errors", errors},      {"error_ratio", error_ratio}, {"error_ratio_60s", error_ratio_60s},
         {"rate", rate_60s},         {"rate_5m", rate_300s},  {"requests_60s", requests_60s},
         {"errors_60s", errors_60s}, {"latency_ms", latency}, {"status", classes},
         {"upstream_errors", kinds}, {"bytes", bytes},
@@ -490,8 +495,8 @@ static void process(struct evbuffer *o, sf_server *s, uint64_t now)
         evbuffer_add_printf(o, "strangler_rejected_requests_total{code_class=\"%s\"} %llu\n",
                             cls[c], (unsigned long long)s->rejected[c]);
     family(o, "strangler_config_reloads_total", "counter",
-           "Reloads of the routes file that changed the table (success) or were rejected "
-           "(failure).");
+           "Reloads of the routes file by result: success (applied, or asked for and the "
+           "file is the version running), failure (rejected: the running table stays).");
     evbuffer_add_printf(o, "strangler_config_reloads_total{result=\"success\"} %llu\n",
                         (unsigned long long)s->reloads_ok);
     evbuffer_add_printf(o, "strangler_config_reloads_total{result=\"failure\"} %llu\n",

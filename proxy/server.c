@@ -404,7 +404,9 @@ int sf_server_reload(sf_server *s, const char *trigger)
          * already applied lands here. */
         sf_diags_dispose(&d);
         sf_table_unref(t);
-        s->reloads_ok++;
+        /* a reload someone asked for succeeded; the watcher's echo of one is no reload */
+        if (strcmp(trigger, "file") != 0 || r->ok == 0)
+            s->reloads_ok++;
         if (r->ok != 1) {
             reload_result_clear(r);
             r->ok = 1;

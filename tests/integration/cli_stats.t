@@ -57,7 +57,7 @@ def route(name, cutover, function, state="active", in_table=True, req=(0, 0), er
     return {
         "name": name, "in_table": in_table, "cutover": cutover, "function": function,
         "state": state, "requests": pair(*req), "errors": pair(*err),
-        "error_ratio": pair(*ratio), "rate": pair(*rate), "rate_5m": pair(*(rate5 or rate)),
+        "error_ratio": pair(*ratio), "error_ratio_60s": pair(*ratio), "rate": pair(*rate), "rate_5m": pair(*(rate5 or rate)),
         "requests_60s": pair(*req), "errors_60s": pair(*err),
         "latency_ms": pair(*lat),
         "status": pair(dict(counts, **{"2xx": req[0] - err[0], "5xx": err[0]}),
@@ -203,7 +203,7 @@ t.ok("reloads: 3 ok, 1 failed (the last one FAILED" in out, "a failed last reloa
 lines = table_lines(out)
 t.ok(len(lines) == 6 and len({len(x) for x in lines}) == 1,
      "the table: a header and 5 rows, every line as wide (numbers right-aligned)", out)
-t.ok(re.search(r"^ +-+ req/s -+  -+ errors -+  -+ p50/p99 ms -+$", out, re.M),
+t.ok(re.search(r"^ +-+ req/s -+  -+ errors 1m -+  -+ p50/p99 ms -+$", out, re.M),
      "group headings over the legacy/function pairs", out)
 t.eq(re.split(r" {2,}", lines[0]) if lines else None,
      ["ROUTE", "CUTOVER", "STATE", "LEGACY", "FUNCTION", "LEGACY", "FUNCTION", "LEGACY",
