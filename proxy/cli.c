@@ -1555,7 +1555,8 @@ static void print_stats_table(const json_t *js, FILE *out)
                                        "FUNCTION", "LEGACY",  "FUNCTION", "LEGACY",
                                        "FUNCTION", "SHADOW",  "FALLBACKS"};
     static const char right[] = {0, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1};
-    static const table_group groups[] = {{"req/s", 3, 2}, {"errors 1m", 5, 2}, {"p50/p99 ms", 7, 2}};
+    static const table_group groups[] = {
+        {"req/s", 3, 2}, {"errors 1m", 5, 2}, {"p50/p99 ms", 7, 2}};
     table t;
     size_t i;
     const json_t *r;

@@ -269,10 +269,18 @@ static json_t *route_stats(sf_server *s, const row *rw, uint64_t now, int with_s
         const char *key;
         backend_field f;
     } fields[] = {
-        {"requests", requests},     {"errors", errors},      {"error_ratio", error_ratio}, {"error_ratio_60s", error_ratio_60s},
-        {"rate", rate_60s},         {"rate_5m", rate_300s},  {"requests_60s", requests_60s},
-        {"errors_60s", errors_60s}, {"latency_ms", latency}, {"status", classes},
-        {"upstream_errors", kinds}, {"bytes", bytes},
+        {"requests", requests},
+        {"errors", errors},
+        {"error_ratio", error_ratio},
+        {"error_ratio_60s", error_ratio_60s},
+        {"rate", rate_60s},
+        {"rate_5m", rate_300s},
+        {"requests_60s", requests_60s},
+        {"errors_60s", errors_60s},
+        {"latency_ms", latency},
+        {"status", classes},
+        {"upstream_errors", kinds},
+        {"bytes", bytes},
     };
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         json_object_set_new(o, fields[i].key, per_backend(sn, fields[i].f));
