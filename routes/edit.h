@@ -14,7 +14,7 @@ enum {
     SF_EDIT_ECHANGED = -4, /* the file changed while it was being edited: nothing written */
 };
 
-typedef struct {
+typedef struct sf_edit_result {
     uint32_t old_bp;   /* the cutover before, in basis points; 0 when there was no key */
     int had_key;       /* 0: the route had no cutover: key and one was inserted */
     int changed;       /* 0: the value was already new_bp and the file was left alone */

@@ -618,19 +618,30 @@ uint32_t sf_sticky_bucket(sf_slice name, sf_slice key)
     return (uint32_t)(h % SF_CUTOVER_MAX);
 }
 
-int sf_route_decide(const sf_route *r, const sf_match_input *in, uint64_t rnd)
+uint32_t sf_route_bucket(const sf_route *r, const sf_match_input *in, uint64_t rnd)
 {
     sf_slice key;
-    uint32_t bucket;
+    if (r->sticky != SF_STICKY_NONE && sf_route_sticky_key(r, in, &key))
+        return sf_sticky_bucket((sf_slice){r->name, r->name_len}, key);
+    return (uint32_t)(rnd % SF_CUTOVER_MAX);
+}
+
+int sf_route_decide(const sf_route *r, const sf_match_input *in, uint64_t rnd)
+{
     if (r->cutover_bp == 0)
         return 0;
     if (r->cutover_bp >= SF_CUTOVER_MAX)
         return 1;
-    if (r->sticky != SF_STICKY_NONE && sf_route_sticky_key(r, in, &key))
-        bucket = sf_sticky_bucket((sf_slice){r->name, r->name_len}, key);
-    else
-        bucket = (uint32_t)(rnd % SF_CUTOVER_MAX);
-    return bucket < r->cutover_bp;
+    return sf_route_bucket(r, in, rnd) < r->cutover_bp;
+}
+
+int sf_route_shadowed(const sf_route *r, uint32_t bucket)
+{
+    if (!r->shadow.enabled || bucket < r->cutover_bp || r->shadow.percent_bp == 0)
+        return 0;
+    /* the bucket's place among legacy's buckets, scaled to 0..SF_CUTOVER_MAX */
+    uint64_t span = SF_CUTOVER_MAX - r->cutover_bp;
+    return (uint64_t)(bucket - r->cutover_bp) * SF_CUTOVER_MAX / span < r->shadow.percent_bp;
 }
 
 #define SUBST_OPTS (PCRE2_SUBSTITUTE_OVERFLOW_LENGTH | PCRE2_SUBSTITUTE_UNSET_EMPTY)

@@ -66,9 +66,17 @@ int sf_route_sticky_key(const sf_route *r, const sf_match_input *in, sf_slice *k
  * same on every instance and every version. */
 uint32_t sf_sticky_bucket(sf_slice name, sf_slice key);
 
-/* Decides: 1 = the function, 0 = legacy. bucket < cutover_bp goes to the function; the bucket
- * is the sticky key's, or rnd's (per-request random) without sticky or without a key. */
+/* The request's bucket (0..SF_CUTOVER_MAX-1): the sticky key's, or rnd's (per-request random)
+ * without sticky or without a key. */
+uint32_t sf_route_bucket(const sf_route *r, const sf_match_input *in, uint64_t rnd);
+
+/* Decides: 1 = the function, 0 = legacy. bucket < cutover_bp goes to the function. */
 int sf_route_decide(const sf_route *r, const sf_match_input *in, uint64_t rnd);
+
+/* For a request in bucket: 1 when legacy serves it (bucket >= cutover_bp) and it falls in the
+ * share shadow.percent of legacy's buckets, so that with sticky the shadowed users are a
+ * stable set. 0 without a shadow block. */
+int sf_route_shadowed(const sf_route *r, uint32_t bucket);
 
 /* The target the function gets: its URL's path prefix, the path rewritten by the route's
  * rewrite (unchanged when there is none or it does not match), then "?" query when query is

@@ -1066,7 +1066,8 @@ static void load_compare(sf_ydoc *y, sf_shadow_conf *s, const yaml_node_t *n, co
 
 static void load_shadow(sf_ydoc *y, sf_route *r, const yaml_node_t *n, const char *label)
 {
-    static const char *const keys[] = {"percent", "methods", "compare", "learn_noise", NULL};
+    static const char *const keys[] = {"percent",     "methods",      "compare",
+                                       "learn_noise", "max_inflight", NULL};
     sf_shadow_conf *s = &r->shadow;
     char what[256];
     snprintf(what, sizeof(what), "shadow of %s", label);
@@ -1076,7 +1077,8 @@ static void load_shadow(sf_ydoc *y, sf_route *r, const yaml_node_t *n, const cha
     s->percent_bp = SF_CUTOVER_MAX;
     s->compare_status = 1;
     s->body_mode = SF_BODY_AUTO;
-    yaml_node_t *v[4];
+    s->max_inflight = SF_SHADOW_ROUTE_INFLIGHT;
+    yaml_node_t *v[5];
     sf_ynode_fields(y, n, what, keys, NULL, v);
     if (v[0] != NULL) {
         snprintf(what, sizeof(what), "%s: shadow.percent", label);
@@ -1095,6 +1097,12 @@ static void load_shadow(sf_ydoc *y, sf_route *r, const yaml_node_t *n, const cha
     if (v[3] != NULL) {
         snprintf(what, sizeof(what), "%s: shadow.learn_noise", label);
         sf_yget_bool(y, v[3], what, &s->learn_noise);
+    }
+    if (v[4] != NULL) {
+        uint64_t cap;
+        snprintf(what, sizeof(what), "%s: shadow.max_inflight", label);
+        if (sf_yget_uint(y, v[4], what, 1, 1000000, &cap) == 0)
+            s->max_inflight = (uint32_t)cap;
     }
 }
 
@@ -1122,9 +1130,10 @@ static void load_guard(sf_ydoc *y, sf_route *r, const yaml_node_t *n, const char
         uint64_t ms;
         snprintf(what, sizeof(what), "%s: guard.window", label);
         if (sf_yget_duration_ms(y, v[0], what, &ms) == 0) {
-            if (ms < 1000 || ms > 3600000)
-                sf_ydoc_error(y, v[0], "%s must be between 1s and 1h, not %s", what,
-                              (const char *)v[0]->data.scalar.value);
+            if (ms < 1000 || ms > 300000)
+                sf_ydoc_error(y, v[0],
+                              "%s must be between 1s and 5m (the stats keep 5 minutes), not %s",
+                              what, (const char *)v[0]->data.scalar.value);
             else
                 g->window_ms = ms;
         }

@@ -65,7 +65,11 @@ typedef struct {
     char **ignore; /* JSON Pointers, '*' for one level */
     size_t nignore;
     int learn_noise;
+    uint32_t max_inflight; /* this route's shadows in flight at most (the global cap also holds) */
 } sf_shadow_conf;
+
+/* A route's shadow.max_inflight when not given. */
+#define SF_SHADOW_ROUTE_INFLIGHT 64
 
 typedef struct {
     int enabled;

@@ -634,7 +634,7 @@ static const load_case cases[] = {
      1,
      0,
      {"9:14: unknown key 'percen' in shadow of route 'a' (known keys: percent, methods, compare, "
-      "learn_noise)"}},
+      "learn_noise, max_inflight)"}},
     {"shadow compare unknown key",
      HEAD "  - name: a\n    match: {path: /a}\n    function: orders\n"
           "    shadow: {compare: {bodies: json}}\n",
@@ -648,6 +648,12 @@ static const load_case cases[] = {
      1,
      0,
      {"9:23: route 'a': shadow.percent must be between 0 and 100, not 150"}},
+    {"shadow max_inflight zero",
+     HEAD "  - name: a\n    match: {path: /a}\n    function: orders\n"
+          "    shadow: {max_inflight: 0}\n",
+     1,
+     0,
+     {"9:28: route 'a': shadow.max_inflight must be between 1 and 1000000, not 0"}},
     {"shadow methods lowercase",
      HEAD "  - name: a\n    match: {path: /a}\n    function: orders\n"
           "    shadow: {methods: [get]}\n",
@@ -695,7 +701,8 @@ static const load_case cases[] = {
           "    guard: {window: 500ms, max_error_ratio: 0.1}\n",
      1,
      0,
-     {"9:21: route 'a': guard.window must be between 1s and 1h, not 500ms"}},
+     {"9:21: route 'a': guard.window must be between 1s and 5m (the stats keep 5 minutes), not "
+      "500ms"}},
     {"guard ratios out of range",
      HEAD "  - name: a\n    match: {path: /a}\n    function: orders\n"
           "    guard: {max_error_ratio: 1.5, max_p99_ratio: 0, min_requests: 0}\n",
@@ -1199,11 +1206,19 @@ static void test_shadow_defaults_and_refs(void)
     }
     is(r->shadow.compare_status, 1, "compare status defaults to true");
     is(r->shadow.body_mode, SF_BODY_AUTO, "compare body defaults to auto");
+    is((long long)r->shadow.max_inflight, SF_SHADOW_ROUTE_INFLIGHT, "a route's shadow cap default");
     char v1[17];
     snprintf(v1, sizeof(v1), "%s", sf_table_version(t));
     ok(sf_table_ref(t) == t, "ref returns the table");
     sf_table_unref(t);
     is_str(sf_table_version(t), v1, "still alive after one unref of two");
+    sf_table_unref(t);
+
+    t = load_text(HEAD "  - name: a\n    match: {path: /a}\n    function: orders\n"
+                       "    shadow: {max_inflight: 7}\n",
+                  &d, path, sizeof(path));
+    sf_diags_dispose(&d);
+    ok(t != NULL && sf_table_routes(t, &nr)->shadow.max_inflight == 7, "shadow.max_inflight");
     sf_table_unref(t);
 
     t = load_text(HEAD "  - name: a\n    match: {path: /b}\n    function: orders\n", &d, path,
