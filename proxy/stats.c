@@ -34,11 +34,18 @@ struct backend_stats {
     uint64_t hist[HIST_N];
 };
 
+/* Coarse latency buckets per second, for percentiles over a window (guards): bucket 0 below
+ * 16 us, then powers of 1.5 (each bucket's values within 25% of its upper bound). */
+#define WLAT_N 40
+typedef uint32_t wlat_row[SF_STATS_BACKENDS][WLAT_N];
+static uint64_t wlat_upper[WLAT_N]; /* bucket i holds values < wlat_upper[i] (the last: all) */
+
 /* One second of the ring. */
 struct tick {
     uint32_t requests[SF_STATS_BACKENDS];
     uint32_t errors[SF_STATS_BACKENDS];
-    uint32_t fallbacks; /* requests counted under both backends (see sf_stats_sample) */
+    uint32_t fallbacks;            /* requests counted under both backends (see sf_stats_sample) */
+    uint32_t compared, mismatched; /* shadow comparisons (match, mismatch, noise), mismatches */
 };
 
 /* The ring holds the seconds (last_sec - RING_SECONDS, last_sec]: second t at ring[t % RING]. */
@@ -48,8 +55,10 @@ struct slot {
     unsigned last_pos; /* last_sec % RING_SECONDS, saving a division per record */
     uint64_t fallbacks;
     uint64_t shadow[SF_STATS_SHADOW_RESULTS];
+    uint64_t shadow_reason[SF_STATS_SHADOW_REASONS];
     struct backend_stats b[SF_STATS_BACKENDS];
     struct tick ring[SF_STATS_RING_SECONDS];
+    wlat_row *wlat; /* per-second latency buckets, parallel to ring; NULL unless asked for */
 };
 
 struct sf_stats {
@@ -98,6 +107,11 @@ sf_stats *sf_stats_create(void)
     sf_stats *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
+    if (wlat_upper[0] == 0) {
+        double b = 16;
+        for (unsigned i = 0; i < WLAT_N; i++, b *= 1.5)
+            wlat_upper[i] = i == WLAT_N - 1 ? UINT64_MAX : (uint64_t)b;
+    }
     unsigned k = 0;
     for (unsigned i = 0; i < HIST_N; i++) {
         while (le_us[k] < bucket_lower(i))
@@ -113,6 +127,7 @@ void sf_stats_destroy(sf_stats *s)
         return;
     for (int i = 0; i < s->n; i++) {
         free(s->slots[i]->name);
+        free(s->slots[i]->wlat);
         free(s->slots[i]);
     }
     free(s->slots);
@@ -202,9 +217,14 @@ static void advance(struct slot *sl, uint64_t now)
         return;
     if (now - sl->last_sec >= SF_STATS_RING_SECONDS) {
         memset(sl->ring, 0, sizeof(sl->ring));
+        if (sl->wlat != NULL)
+            memset(sl->wlat, 0, SF_STATS_RING_SECONDS * sizeof(wlat_row));
     } else {
-        for (uint64_t t = sl->last_sec + 1; t <= now; t++)
+        for (uint64_t t = sl->last_sec + 1; t <= now; t++) {
             memset(&sl->ring[t % SF_STATS_RING_SECONDS], 0, sizeof(sl->ring[0]));
+            if (sl->wlat != NULL)
+                memset(sl->wlat[t % SF_STATS_RING_SECONDS], 0, sizeof(wlat_row));
+        }
     }
     sl->last_sec = now;
     sl->last_pos = (unsigned)(now % SF_STATS_RING_SECONDS);
@@ -222,6 +242,65 @@ static struct tick *tick_at(struct slot *sl, uint64_t now)
     if (sl->last_sec - now < SF_STATS_RING_SECONDS)
         return &sl->ring[now % SF_STATS_RING_SECONDS];
     return NULL;
+}
+
+static unsigned wlat_bucket(uint64_t us)
+{
+    unsigned lo = 0, hi = WLAT_N - 1; /* the first bucket whose upper bound is above us */
+    while (lo < hi) {
+        unsigned mid = (lo + hi) / 2;
+        if (us < wlat_upper[mid])
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+int sf_stats_window_latency(sf_stats *s, int slot)
+{
+    if ((unsigned)slot >= (unsigned)s->n)
+        return -1;
+    struct slot *sl = s->slots[slot];
+    if (sl->wlat == NULL)
+        sl->wlat = calloc(SF_STATS_RING_SECONDS, sizeof(wlat_row));
+    return sl->wlat != NULL ? 0 : -1;
+}
+
+double sf_stats_window_quantile_ms(const sf_stats *s, int slot, int backend, uint64_t now_sec,
+                                   unsigned window_sec, double q, uint64_t *count)
+{
+    *count = 0;
+    if ((unsigned)slot >= (unsigned)s->n || (unsigned)backend >= SF_STATS_BACKENDS)
+        return NAN;
+    const struct slot *sl = s->slots[slot];
+    if (sl->wlat == NULL)
+        return NAN;
+    if (window_sec > SF_STATS_RING_SECONDS)
+        window_sec = SF_STATS_RING_SECONDS;
+    uint64_t sum[WLAT_N] = {0}, total = 0;
+    uint64_t kept =
+        sl->last_sec >= SF_STATS_RING_SECONDS - 1 ? sl->last_sec - (SF_STATS_RING_SECONDS - 1) : 0;
+    uint64_t lo = now_sec >= window_sec - 1 ? now_sec - (window_sec - 1) : 0;
+    uint64_t hi = now_sec < sl->last_sec ? now_sec : sl->last_sec;
+    for (uint64_t t = lo < kept ? kept : lo; window_sec > 0 && t <= hi; t++)
+        for (unsigned i = 0; i < WLAT_N; i++) {
+            sum[i] += sl->wlat[t % SF_STATS_RING_SECONDS][backend][i];
+            total += sl->wlat[t % SF_STATS_RING_SECONDS][backend][i];
+        }
+    *count = total;
+    if (total == 0)
+        return NAN;
+    uint64_t rank = (uint64_t)ceil(q * (double)total), seen = 0;
+    if (rank == 0)
+        rank = 1;
+    for (unsigned i = 0; i < WLAT_N; i++) {
+        seen += sum[i];
+        if (seen >= rank) /* the bucket's upper bound; the last one's lower bound times 1.5 */
+            return (double)(i < WLAT_N - 1 ? wlat_upper[i] : wlat_upper[WLAT_N - 2] * 3 / 2) /
+                   1000.0;
+    }
+    return NAN;
 }
 
 void sf_stats_record(sf_stats *s, int slot, const sf_stats_sample *x)
@@ -257,14 +336,35 @@ void sf_stats_record(sf_stats *s, int slot, const sf_stats_sample *x)
         t->requests[x->backend]++;
         t->errors[x->backend] += err;
         t->fallbacks += x->fallback != 0;
+        if (sl->wlat != NULL)
+            sl->wlat[t - sl->ring][x->backend][wlat_bucket(v)]++;
     }
 }
 
-void sf_stats_record_shadow(sf_stats *s, int slot, sf_stats_shadow_result r)
+void sf_stats_record_shadow(sf_stats *s, int slot, sf_stats_shadow_result r, uint64_t now_sec)
 {
     if ((unsigned)slot >= (unsigned)s->n || (unsigned)r >= SF_STATS_SHADOW_RESULTS)
         return;
-    s->slots[slot]->shadow[r]++;
+    struct slot *sl = s->slots[slot];
+    sl->shadow[r]++;
+    if (r > SF_STATS_SHADOW_NOISE)
+        return;
+    struct tick *t = tick_at(sl, now_sec);
+    if (t != NULL) {
+        t->compared++;
+        t->mismatched += r == SF_STATS_SHADOW_MISMATCH;
+    }
+}
+
+void sf_stats_record_shadow_reason(sf_stats *s, int slot, sf_stats_shadow_reason why,
+                                   uint64_t now_sec)
+{
+    if ((unsigned)slot >= (unsigned)s->n || (unsigned)why >= SF_STATS_SHADOW_REASONS)
+        return;
+    s->slots[slot]->shadow_reason[why]++;
+    sf_stats_record_shadow(
+        s, slot, why <= SF_STATS_SHADOW_SKIP_MAX ? SF_STATS_SHADOW_SKIPPED : SF_STATS_SHADOW_ERROR,
+        now_sec);
 }
 
 static void add_backend(struct backend_stats *d, const struct backend_stats *b)
@@ -299,6 +399,8 @@ int sf_stats_merge(sf_stats *dst, const sf_stats *src)
         to->fallbacks += from->fallbacks;
         for (int r = 0; r < SF_STATS_SHADOW_RESULTS; r++)
             to->shadow[r] += from->shadow[r];
+        for (int r = 0; r < SF_STATS_SHADOW_REASONS; r++)
+            to->shadow_reason[r] += from->shadow_reason[r];
         for (int b = 0; b < SF_STATS_BACKENDS; b++)
             add_backend(&to->b[b], &from->b[b]);
 
@@ -314,6 +416,12 @@ int sf_stats_merge(sf_stats *dst, const sf_stats *src)
                 to->ring[p].errors[b] += from->ring[p].errors[b];
             }
             to->ring[p].fallbacks += from->ring[p].fallbacks;
+            to->ring[p].compared += from->ring[p].compared;
+            to->ring[p].mismatched += from->ring[p].mismatched;
+            if (from->wlat != NULL && (to->wlat != NULL || sf_stats_window_latency(dst, j) == 0))
+                for (int b = 0; b < SF_STATS_BACKENDS; b++)
+                    for (unsigned q = 0; q < WLAT_N; q++)
+                        to->wlat[p][b][q] += from->wlat[p][b][q];
         }
     }
     return 0;
@@ -360,14 +468,7 @@ double sf_stats_quantile_us(const sf_stats *s, int slot, int backend, double q)
 }
 
 /* Sums the ring over the seconds (now - window, now] that it still holds. */
-/* A window's sums of the ring's seconds. */
-struct window {
-    uint64_t requests[SF_STATS_BACKENDS];
-    uint64_t errors[SF_STATS_BACKENDS];
-    uint64_t fallbacks;
-};
-
-static void window_sum(const struct slot *sl, uint64_t now, unsigned window, struct window *w)
+static void window_sum(const struct slot *sl, uint64_t now, unsigned window, sf_stats_window *w)
 {
     memset(w, 0, sizeof(*w));
     if (window > SF_STATS_RING_SECONDS)
@@ -387,7 +488,19 @@ static void window_sum(const struct slot *sl, uint64_t now, unsigned window, str
             w->errors[b] += k->errors[b];
         }
         w->fallbacks += k->fallbacks;
+        w->compared += k->compared;
+        w->mismatched += k->mismatched;
     }
+}
+
+void sf_stats_window_sum(const sf_stats *s, int slot, uint64_t now_sec, unsigned window_sec,
+                         sf_stats_window *out)
+{
+    if ((unsigned)slot >= (unsigned)s->n) {
+        memset(out, 0, sizeof(*out));
+        return;
+    }
+    window_sum(s->slots[slot], now_sec, window_sec, out);
 }
 
 /* Adds slot's requests of backend per second for the n seconds up to now into out. */
@@ -420,7 +533,7 @@ double sf_stats_legacy_share(const sf_stats *s, uint64_t now_sec, unsigned windo
 {
     uint64_t legacy = 0, all = 0;
     for (int i = 0; i < s->n; i++) {
-        struct window w;
+        sf_stats_window w;
         window_sum(s->slots[i], now_sec, window_sec, &w);
         legacy += w.requests[SF_STATS_LEGACY];
         /* a fallback is one client request, counted under both backends */
@@ -434,7 +547,7 @@ int sf_stats_snapshot_slot(const sf_stats *s, int slot, uint64_t now_sec, sf_sta
     if (slot < 0 || slot >= s->n)
         return -1;
     const struct slot *sl = s->slots[slot];
-    struct window w60, w300;
+    sf_stats_window w60, w300;
     window_sum(sl, now_sec, 60, &w60);
     window_sum(sl, now_sec, 300, &w300);
 
@@ -442,6 +555,9 @@ int sf_stats_snapshot_slot(const sf_stats *s, int slot, uint64_t now_sec, sf_sta
     out->name = sl->name;
     out->fallbacks = sl->fallbacks;
     memcpy(out->shadow, sl->shadow, sizeof(out->shadow));
+    memcpy(out->shadow_reason, sl->shadow_reason, sizeof(out->shadow_reason));
+    out->compared_60s = w60.compared;
+    out->mismatch_60s = w60.mismatched;
     for (int i = 0; i < SF_STATS_BACKENDS; i++) {
         const struct backend_stats *b = &sl->b[i];
         sf_stats_backend_snapshot *o = &out->backend[i];
@@ -485,6 +601,14 @@ const char *sf_stats_upstream_error_name(int kind)
 {
     static const char *const names[] = {"none", "connect", "timeout", "reset", "protocol"};
     return kind >= 0 && kind < SF_STATS_UPSTREAM_KINDS ? names[kind] : "?";
+}
+
+const char *sf_stats_shadow_reason_name(int reason)
+{
+    static const char *const names[] = {
+        "sampled_out", "method",  "body_too_large", "over_capacity", "primary_failed",
+        "timeout",     "connect", "reset",          "protocol",      "5xx"};
+    return reason >= 0 && reason < SF_STATS_SHADOW_REASONS ? names[reason] : "?";
 }
 
 const char *sf_stats_shadow_result_name(int result)

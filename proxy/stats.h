@@ -36,6 +36,22 @@ typedef enum {
 } sf_stats_shadow_result;
 #define SF_STATS_SHADOW_RESULTS 5
 
+/* Why a shadow was skipped or failed: the detail under the results skipped and error. */
+typedef enum {
+    SF_STATS_SKIP_SAMPLED = 0, /* outside shadow.percent */
+    SF_STATS_SKIP_METHOD,      /* a method the route does not shadow */
+    SF_STATS_SKIP_BODY,        /* body_too_large: over shadow.max_body_bytes */
+    SF_STATS_SKIP_CAPACITY,    /* over the global or the route's in-flight cap */
+    SF_STATS_SKIP_PRIMARY,     /* legacy's answer failed: nothing to compare with */
+    SF_STATS_ERR_TIMEOUT,
+    SF_STATS_ERR_CONNECT,
+    SF_STATS_ERR_RESET,
+    SF_STATS_ERR_PROTOCOL,
+    SF_STATS_ERR_5XX,
+} sf_stats_shadow_reason;
+#define SF_STATS_SHADOW_REASONS  10
+#define SF_STATS_SHADOW_SKIP_MAX SF_STATS_SKIP_PRIMARY /* reasons up to this one are skips */
+
 /* Seconds kept by the per-second ring: the longest window a rate can be asked for. */
 #define SF_STATS_RING_SECONDS 300
 
@@ -83,8 +99,14 @@ const char *sf_stats_name(const sf_stats *s, int slot);
  * is still kept. Durations beyond 2^27 us (134 s) count in the histograms as 134 s. */
 void sf_stats_record(sf_stats *s, int slot, const sf_stats_sample *x);
 
-/* Counts one shadow comparison outcome in slot; an unknown slot or result is ignored. */
-void sf_stats_record_shadow(sf_stats *s, int slot, sf_stats_shadow_result r);
+/* Counts one shadow comparison outcome in slot at now_sec; an unknown slot or result is
+ * ignored. */
+void sf_stats_record_shadow(sf_stats *s, int slot, sf_stats_shadow_result r, uint64_t now_sec);
+
+/* Counts a skipped or failed shadow by its reason: the result (skipped or error) and the
+ * reason's own counter. */
+void sf_stats_record_shadow_reason(sf_stats *s, int slot, sf_stats_shadow_reason why,
+                                   uint64_t now_sec);
 
 /* Adds every counter of src into dst, slots matched by name (created in dst as needed); dst's
  * ring moves forward to src's latest second when that is later. Returns 0, or -1 when out of
@@ -106,6 +128,31 @@ double sf_stats_legacy_share(const sf_stats *s, uint64_t now_sec, unsigned windo
 void sf_stats_series(const sf_stats *s, int slot, int backend, uint64_t now_sec, unsigned n,
                      uint32_t *out);
 
+/* Sums of a slot's seconds in a window. A fallback is in both backends' requests (see
+ * sf_stats_sample); compared counts match, mismatch and noise. */
+typedef struct {
+    uint64_t requests[SF_STATS_BACKENDS];
+    uint64_t errors[SF_STATS_BACKENDS];
+    uint64_t fallbacks;
+    uint64_t compared, mismatched;
+} sf_stats_window;
+
+/* The sums of slot's seconds (now_sec - window_sec, now_sec] (window capped at the ring). */
+void sf_stats_window_sum(const sf_stats *s, int slot, uint64_t now_sec, unsigned window_sec,
+                         sf_stats_window *out);
+
+/* Keeps per-second latency buckets for slot from now on, so that sf_stats_window_quantile_ms
+ * can answer (about 96 KiB per slot: only for routes whose guard checks p99). Returns 0, or -1
+ * when out of memory or for an unknown slot. */
+int sf_stats_window_latency(sf_stats *s, int slot);
+
+/* The q-quantile of slot's backend durations in the window, in ms: the upper bound of a coarse
+ * bucket (powers of 1.5 from 16 us, so within +50%/-0% of the true value: compare such values
+ * with each other, not with exact ones). *count: the requests it covers. NAN when none, or when
+ * the slot does not keep them. */
+double sf_stats_window_quantile_ms(const sf_stats *s, int slot, int backend, uint64_t now_sec,
+                                   unsigned window_sec, double q, uint64_t *count);
+
 /* What a reader shows for one backend of one slot. Counters are totals since the slot was
  * created; windows are the seconds (now_sec - N, now_sec]. */
 typedef struct {
@@ -126,6 +173,8 @@ typedef struct {
     const char *name; /* borrowed from the shard */
     uint64_t fallbacks;
     uint64_t shadow[SF_STATS_SHADOW_RESULTS]; /* by sf_stats_shadow_result */
+    uint64_t shadow_reason[SF_STATS_SHADOW_REASONS];
+    uint64_t compared_60s, mismatch_60s; /* match + mismatch + noise, and mismatches */
     sf_stats_backend_snapshot backend[SF_STATS_BACKENDS];
 } sf_stats_snapshot;
 
@@ -138,5 +187,8 @@ int sf_stats_snapshot_slot(const sf_stats *s, int slot, uint64_t now_sec, sf_sta
 const char *sf_stats_backend_name(int backend);
 const char *sf_stats_upstream_error_name(int kind);
 const char *sf_stats_shadow_result_name(int result);
+/* "sampled_out", "method", "body_too_large", "over_capacity", "primary_failed", "timeout",
+ * "connect", "reset", "protocol", "5xx". */
+const char *sf_stats_shadow_reason_name(int reason);
 
 #endif

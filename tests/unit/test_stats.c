@@ -100,11 +100,11 @@ static void test_errors_and_kinds(void)
     l.fallback = 1;
     sf_stats_record(s, r, &l);
     sf_stats_record(s, r, &l);
-    sf_stats_record_shadow(s, r, SF_STATS_SHADOW_MATCH);
-    sf_stats_record_shadow(s, r, SF_STATS_SHADOW_MATCH);
-    sf_stats_record_shadow(s, r, SF_STATS_SHADOW_MISMATCH);
-    sf_stats_record_shadow(s, r, SF_STATS_SHADOW_ERROR);
-    sf_stats_record_shadow(s, r, (sf_stats_shadow_result)9);
+    sf_stats_record_shadow(s, r, SF_STATS_SHADOW_MATCH, 1);
+    sf_stats_record_shadow(s, r, SF_STATS_SHADOW_MATCH, 1);
+    sf_stats_record_shadow(s, r, SF_STATS_SHADOW_MISMATCH, 1);
+    sf_stats_record_shadow(s, r, SF_STATS_SHADOW_ERROR, 1);
+    sf_stats_record_shadow(s, r, (sf_stats_shadow_result)9, 1);
 
     sf_stats_snapshot snap;
     sf_stats_snapshot_slot(s, r, 1, &snap);
@@ -125,6 +125,20 @@ static void test_errors_and_kinds(void)
     is((long long)snap.shadow[SF_STATS_SHADOW_ERROR], 1, "shadow errors");
     is((long long)(snap.shadow[SF_STATS_SHADOW_NOISE] + snap.shadow[SF_STATS_SHADOW_SKIPPED]), 0,
        "unknown shadow results ignored");
+    is((long long)snap.compared_60s, 3, "comparisons in the last minute: match, mismatch");
+    is((long long)snap.mismatch_60s, 1, "mismatches in the last minute");
+    sf_stats_record_shadow_reason(s, r, SF_STATS_SKIP_BODY, 1);
+    sf_stats_record_shadow_reason(s, r, SF_STATS_ERR_TIMEOUT, 1);
+    sf_stats_record_shadow_reason(s, r, (sf_stats_shadow_reason)99, 1);
+    sf_stats_snapshot_slot(s, r, 1, &snap);
+    ok(snap.shadow_reason[SF_STATS_SKIP_BODY] == 1 &&
+           snap.shadow_reason[SF_STATS_ERR_TIMEOUT] == 1 &&
+           snap.shadow[SF_STATS_SHADOW_SKIPPED] == 1 && snap.shadow[SF_STATS_SHADOW_ERROR] == 2,
+       "a reason counts under its result and on its own");
+    is((long long)snap.compared_60s, 3, "skips and errors are no comparisons");
+    sf_stats_snapshot_slot(s, r, 200, &snap);
+    is((long long)snap.compared_60s, 0, "comparisons leave the minute");
+    is_str(sf_stats_shadow_reason_name(SF_STATS_SKIP_BODY), "body_too_large", "reason names");
     is_str(sf_stats_upstream_error_name(SF_STATS_UPSTREAM_TIMEOUT), "timeout", "kind names");
     is_str(sf_stats_shadow_result_name(SF_STATS_SHADOW_NOISE), "noise", "shadow result names");
     is_str(sf_stats_backend_name(SF_STATS_FUNCTION), "function", "backend names");
@@ -479,6 +493,47 @@ static void test_series(void)
     sf_stats_destroy(s);
 }
 
+static void test_window_latency(void)
+{
+    sf_stats *s = sf_stats_create();
+    int a = sf_stats_slot(s, "a");
+    uint64_t n;
+    ok(isnan(sf_stats_window_quantile_ms(s, a, SF_STATS_LEGACY, 10, 60, 0.99, &n)) && n == 0,
+       "no window latency unless asked for");
+    ok(sf_stats_window_latency(s, a) == 0 && sf_stats_window_latency(s, 7) < 0,
+       "asked for, for a known slot only");
+    /* 100 requests a second for 10 s: 1 ms legacy, 10 ms function; one slow function request */
+    for (uint64_t t = 100; t < 110; t++)
+        for (int i = 0; i < 100; i++) {
+            sf_stats_sample x = sample(SF_STATS_LEGACY, 200, 1000, t);
+            sf_stats_record(s, a, &x);
+            x = sample(SF_STATS_FUNCTION, i == 0 && t == 100 ? 500 : 200, 10000, t);
+            sf_stats_record(s, a, &x);
+        }
+    double l = sf_stats_window_quantile_ms(s, a, SF_STATS_LEGACY, 109, 60, 0.99, &n);
+    ok(l >= 1.0 && l <= 1.5 && n == 1000, "legacy p99 over the window, within +50%% (%.3f ms)", l);
+    double f = sf_stats_window_quantile_ms(s, a, SF_STATS_FUNCTION, 109, 60, 0.99, &n);
+    ok(f >= 10.0 && f <= 15.0, "function p99 (%.3f ms)", f);
+    ok(f / l > 6 && f / l < 15, "their ratio is about 10 (%.2f)", f / l);
+    sf_stats_window_quantile_ms(s, a, SF_STATS_LEGACY, 109, 5, 0.5, &n);
+    is((long long)n, 500, "a 5 s window holds 5 s of requests");
+    ok(isnan(sf_stats_window_quantile_ms(s, a, SF_STATS_LEGACY, 109 + 400, 60, 0.5, &n)),
+       "seconds past the ring are gone");
+    sf_stats_window w;
+    sf_stats_window_sum(s, a, 109, 10, &w);
+    ok(w.requests[SF_STATS_FUNCTION] == 1000 && w.errors[SF_STATS_FUNCTION] == 1 &&
+           w.requests[SF_STATS_LEGACY] == 1000,
+       "window sums of requests and errors");
+    sf_stats_window_sum(s, a, 109, 1, &w);
+    is((long long)w.requests[SF_STATS_LEGACY], 100, "a 1 s window");
+    sf_stats *m = sf_stats_create();
+    sf_stats_merge(m, s);
+    sf_stats_window_quantile_ms(m, sf_stats_find(m, "a"), SF_STATS_LEGACY, 109, 60, 0.5, &n);
+    is((long long)n, 1000, "window latency survives a merge");
+    sf_stats_destroy(m);
+    sf_stats_destroy(s);
+}
+
 static void test_merge(void)
 {
     sf_stats *shard[2] = {sf_stats_create(), sf_stats_create()};
@@ -503,8 +558,8 @@ static void test_merge(void)
         sf_stats_record(all, sf_stats_slot(all, name), &x);
         if (rnd() % 5 == 0) {
             sf_stats_shadow_result res = (sf_stats_shadow_result)(rnd() % 5);
-            sf_stats_record_shadow(shard[w], sf_stats_slot(shard[w], name), res);
-            sf_stats_record_shadow(all, sf_stats_slot(all, name), res);
+            sf_stats_record_shadow(shard[w], sf_stats_slot(shard[w], name), res, 1);
+            sf_stats_record_shadow(all, sf_stats_slot(all, name), res, 1);
         }
     }
     sf_stats *merged = sf_stats_create();
@@ -622,6 +677,7 @@ int main(void)
     test_ring_random();
     test_legacy_share();
     test_series();
+    test_window_latency();
     test_merge();
     test_prometheus_buckets();
     bench_record();
