@@ -664,3 +664,20 @@ int sf_chunked_done(const sf_chunked *c)
 {
     return c->state == CH_DONE;
 }
+
+int sf_http_response_body(const sf_http_response *resp, int is_head)
+{
+    if (is_head || resp->status == 204 || resp->status == 304)
+        return SF_HTTP_BODY_NONE;
+    if (resp->flags & SF_HTTP_F_CHUNKED)
+        return SF_HTTP_BODY_CHUNKED;
+    if (resp->content_length >= 0)
+        return resp->content_length > 0 ? SF_HTTP_BODY_LENGTH : SF_HTTP_BODY_NONE;
+    return SF_HTTP_BODY_CLOSE;
+}
+
+int sf_http_response_reusable(const sf_http_response *resp, int body)
+{
+    return body != SF_HTTP_BODY_CLOSE && !(resp->flags & SF_HTTP_F_CONN_CLOSE) &&
+           (resp->minor_version == 1 || (resp->flags & SF_HTTP_F_CONN_KEEPALIVE));
+}

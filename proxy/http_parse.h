@@ -87,6 +87,14 @@ ssize_t sf_http_parse_request(const char *buf, size_t len, sf_http_request *req,
 ssize_t sf_http_parse_response(const char *buf, size_t len, sf_http_response *resp,
                                sf_http_header *headers, size_t capacity, const sf_http_limits *lim);
 
+/* How a response's body is delimited (RFC 9112 §6.3), given the request was HEAD or not. */
+enum { SF_HTTP_BODY_NONE, SF_HTTP_BODY_LENGTH, SF_HTTP_BODY_CHUNKED, SF_HTTP_BODY_CLOSE };
+int sf_http_response_body(const sf_http_response *resp, int is_head);
+
+/* True when the connection may carry another request after this response, whose body is
+ * delimited as sf_http_response_body said (a close-delimited body never leaves it reusable). */
+int sf_http_response_reusable(const sf_http_response *resp, int body);
+
 /* The HTTP status to answer a request-parse error with (400, 405, 414 or 431). */
 int sf_http_error_status(ssize_t err);
 /* A short phrase for logs, e.g. "both Content-Length and Transfer-Encoding". */

@@ -1514,6 +1514,40 @@ static void test_chunked_limits(void)
     is(d.err, SF_CHUNK_E_TRAILER, "chunked: 64 KiB of trailers are refused");
 }
 
+/* Body delimitation of a response and whether its connection can be reused. */
+static void test_response_body(void)
+{
+    static const struct {
+        const char *head;
+        int is_head, body, reusable;
+    } cases[] = {
+        {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", 0, SF_HTTP_BODY_LENGTH, 1},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 0, SF_HTTP_BODY_NONE, 1},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", 1, SF_HTTP_BODY_NONE, 1},
+        {"HTTP/1.1 204 No Content\r\n\r\n", 0, SF_HTTP_BODY_NONE, 1},
+        {"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n", 0, SF_HTTP_BODY_NONE, 1},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", 0, SF_HTTP_BODY_CHUNKED, 1},
+        {"HTTP/1.1 200 OK\r\n\r\n", 0, SF_HTTP_BODY_CLOSE, 0},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\n", 0,
+         SF_HTTP_BODY_LENGTH, 0},
+        {"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\n", 0, SF_HTTP_BODY_LENGTH, 0},
+        {"HTTP/1.0 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\n", 0,
+         SF_HTTP_BODY_LENGTH, 1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sf_http_limits lim = {MAX_HEAD, MAX_HEADERS};
+        sf_http_header hdrs[CAP];
+        sf_http_response resp;
+        size_t len = strlen(cases[i].head);
+        char *b = dup_exact(cases[i].head, len);
+        ssize_t rc = sf_http_parse_response(b, len, &resp, hdrs, CAP, &lim);
+        int body = rc > 0 ? sf_http_response_body(&resp, cases[i].is_head) : -1;
+        ok(body == cases[i].body && sf_http_response_reusable(&resp, body) == cases[i].reusable,
+           "response body framing and reuse, case %zu", i);
+        free(b);
+    }
+}
+
 int main(void)
 {
     for (size_t i = 0; i < sizeof(req_ok_cases) / sizeof(req_ok_cases[0]); i++)
@@ -1526,6 +1560,7 @@ int main(void)
     for (size_t i = 0; i < sizeof(resp_bad_cases) / sizeof(resp_bad_cases[0]); i++)
         run_resp_bad(&resp_bad_cases[i]);
     test_response_junk_early();
+    test_response_body();
     test_error_status();
     test_name_is();
     for (size_t i = 0; i < sizeof(chunk_cases) / sizeof(chunk_cases[0]); i++)
