@@ -5,6 +5,7 @@
 #   make run             the demo: stand-in monolith, function host and proxy
 #   make bench           side-by-side benchmark against nginx and HAProxy
 #   make bench-match     micro-benchmark of route matching (bench/match_bench.c)
+#   make bench-compare   micro-benchmark of the shadow comparison (bench/compare_bench.c)
 #   make deps            install the Debian packages (skipped when already found)
 #
 # Libraries (Debian packages): libevent 2.1 (libevent-dev), OpenSSL 3 (libssl-dev),
@@ -57,7 +58,7 @@ UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
 PROGS := $(BINDIR)/strangler $(BINDIR)/legacy-stub $(BINDIR)/function-host
 
-.PHONY: all deps test test-plain test-san unit run bench bench-match fmt fmt-check clean
+.PHONY: all deps test test-plain test-san unit run bench bench-match bench-compare fmt fmt-check clean
 all: $(PROGS) $(UNIT_BINS)
 
 $(B)/%.o: %.c
@@ -146,6 +147,15 @@ bench-match:
 	@$(MAKE) --no-print-directory SANITIZE= build/plain/bench/match_bench
 	@build/plain/bench/match_bench
 $(B)/bench/match_bench: $(B)/bench/match_bench.o $(ROUTES_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The shadow comparison engine alone: ns per comparison of JSON bodies (bench/compare_bench.c).
+bench-compare:
+	@$(MAKE) --no-print-directory SANITIZE= build/plain/bench/compare_bench
+	@build/plain/bench/compare_bench
+$(B)/bench/compare_bench: $(B)/bench/compare_bench.o $(PROXY_LIB) $(ROUTES_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -2,6 +2,8 @@
  * first (the file is the source of truth), audited, then applied by a reload. */
 #include "admin.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
@@ -10,10 +12,13 @@
 #include <string.h>
 
 #include "audit.h"
+#include "compare.h"
 #include "dashboard.h"
+#include "diffs.h"
 #include "edit.h"
 #include "log.h"
 #include "report.h"
+#include "shadow.h"
 
 static int slice_is(sf_slice s, const char *lit)
 {
@@ -159,6 +164,17 @@ json_t *sf_admin_table_json(const sf_route_table *t, const char *file, const jso
                      "routes", jr);
 }
 
+#define NOISE_SHOWN 64
+
+/* The noise paths route r has learned (borrowed, valid until the next comparison), at most
+ * NOISE_SHOWN. */
+static size_t route_noise(const sf_server *s, const sf_route *r, const char **paths)
+{
+    size_t n = sf_noise_paths(sf_shadows_noise(s->shadows, s->rt->route_slot[r->index]), paths,
+                              NULL, NOISE_SHOWN);
+    return n < NOISE_SHOWN ? n : NOISE_SHOWN;
+}
+
 static json_t *routes_json(sf_server *s)
 {
     char at[32];
@@ -172,6 +188,20 @@ static json_t *routes_json(sf_server *s)
     iso_time(s->rt->loaded_at, at);
     /* replacing a key keeps its place in the object */
     json_object_set_new(js, "loaded_at", json_string(at));
+    size_t nr, i;
+    const sf_route *routes = sf_table_routes(s->rt->table, &nr);
+    json_t *jr;
+    json_array_foreach(json_object_get(js, "routes"), i, jr)
+    {
+        if (i >= nr || !routes[i].shadow.learn_noise)
+            continue;
+        const char *noise[NOISE_SHOWN];
+        size_t nnoise = route_noise(s, &routes[i], noise);
+        json_t *arr = json_array();
+        for (size_t k = 0; k < nnoise; k++)
+            json_array_append_new(arr, json_string(noise[k]));
+        json_object_set_new(json_object_get(jr, "shadow"), "noise_paths", arr);
+    }
     json_object_set_new(js, "last_reload", reload_json(&s->last_reload));
     return js;
 }
@@ -263,7 +293,10 @@ static void change_cutover(sf_server *s, const char *name, const sf_admin_reques
         bp = (uint32_t)(scaled + 0.5);
     }
     sf_edit_result res;
-    int rc = sf_routes_set_cutover(s->cfg->routes_file, name, bp, &res, err, sizeof(err));
+    int applied;
+    const char *action = rollback ? "rollback" : "cutover";
+    int rc = sf_server_set_cutover(s, name, bp, action, reason, "admin-api", "api", &res, &applied,
+                                   err, sizeof(err));
     if (rc == 0 && !res.changed) {
         json_decref(body);
         reply_json(out, 200,
@@ -283,25 +316,6 @@ static void change_cutover(sf_server *s, const char *name, const sf_admin_reques
                     err);
         return;
     }
-    sf_audit_entry e = {
-        .route = name,
-        .from_bp = res.old_bp,
-        .to_bp = bp,
-        .action = rollback ? "rollback" : "cutover",
-        .reason = reason,
-        .actor = "admin-api",
-        .version = res.version,
-    };
-    char aerr[256];
-    if (sf_audit_append(s->cfg->audit_log, &e, aerr, sizeof(aerr)) < 0)
-        sf_error("admin API: %s of %s was saved but not audited: %s",
-                 rollback ? "rollback" : "cutover", name, aerr);
-    char from[16], to[16];
-    sf_format_percent(res.old_bp, from, sizeof(from));
-    sf_format_percent(bp, to, sizeof(to));
-    sf_info("admin API: %s %s: cutover %s%% -> %s%%%s%s", rollback ? "rollback" : "cutover", name,
-            from, to, reason ? ", reason: " : "", reason ? reason : "");
-    int applied = sf_server_reload(s, "api") >= 0;
     json_t *js =
         json_pack("{s:s,s:s,s:f,s:f,s:s,s:o}", "route", name, "action",
                   rollback ? "rollback" : "cutover", "from", percent(res.old_bp), "to", percent(bp),
@@ -312,6 +326,56 @@ static void change_cutover(sf_server *s, const char *name, const sf_admin_reques
                                         "failed: the running table is unchanged (see reload)"));
     json_decref(body);
     reply_json(out, applied ? 200 : 500, js);
+}
+
+/* ---- GET /routes/NAME/diffs ---- */
+
+/* "no such route 'x'; routes: a, b" for a 404, bounded; name shown with only the bytes a route
+ * name may hold (it comes from the request line). */
+static void no_such_route(const sf_route_table *t, const char *name, char *msg, size_t len)
+{
+    char shown[128];
+    size_t nr, at, i;
+    for (i = 0; name[i] != '\0' && i + 1 < sizeof(shown); i++)
+        shown[i] = isalnum((unsigned char)name[i]) || strchr("_.-", name[i]) ? name[i] : '?';
+    shown[i] = '\0';
+    const sf_route *routes = sf_table_routes(t, &nr);
+    at = (size_t)snprintf(msg, len, "no such route '%s' in the live table; %s", shown,
+                          nr == 0 ? "it has no routes" : "routes:");
+    for (i = 0; i < nr && at < len; i++) {
+        if (at + strlen(routes[i].name) + 8 >= len) {
+            snprintf(msg + at, len - at, ", ...");
+            break;
+        }
+        at += (size_t)snprintf(msg + at, len - at, "%s %s", i ? "," : "", routes[i].name);
+    }
+}
+
+/* ?limit=N: the newest N mismatches (0 or none: every one kept). */
+static void route_diffs(sf_server *s, const char *name, const sf_admin_request *rq,
+                        sf_admin_response *out)
+{
+    char limit[24], msg[2048];
+    size_t lim = 0;
+    const sf_route *r = sf_table_route(s->rt->table, name);
+    if (r == NULL) {
+        no_such_route(s->rt->table, name, msg, sizeof(msg));
+        reply_error(out, 404, msg);
+        return;
+    }
+    if (query_param(rq->query, "limit", limit, sizeof(limit))) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(limit, &end, 10);
+        if (limit[0] < '0' || limit[0] > '9' || *end != '\0' || errno != 0) {
+            reply_error(out, 400, "limit must be a whole number (0: every mismatch kept)");
+            return;
+        }
+        lim = v > SF_DIFFS_RING ? SF_DIFFS_RING : (size_t)v;
+    }
+    const char *noise[NOISE_SHOWN];
+    size_t nnoise = route_noise(s, r, noise);
+    reply_json(out, 200, sf_diffs_json(sf_server_diffs(s), name, lim, noise, nnoise));
 }
 
 /* ---- GET /history ---- */
@@ -425,20 +489,25 @@ void sf_admin_handle(sf_server *s, const sf_admin_request *rq, sf_admin_response
             goto not_allowed_post;
         reload(s, rq, out);
     } else if (p.len > 8 && memcmp(p.p, "/routes/", 8) == 0) {
+        static const char try_these[] =
+            "not found: try /routes/NAME/diffs, /routes/NAME/cutover or /routes/NAME/rollback";
         const char *name = p.p + 8, *slash = memchr(name, '/', p.len - 8);
         if (slash == NULL || slash == name) {
-            reply_error(out, 404, "not found: try /routes/NAME/cutover or /routes/NAME/rollback");
+            reply_error(out, 404, try_these);
             return;
         }
         char rname[128];
         size_t nl = (size_t)(slash - name);
         sf_slice verb = {slash + 1, (size_t)(p.p + p.len - slash - 1)};
         int cut = slice_is(verb, "cutover"), back = slice_is(verb, "rollback");
-        if (!cut && !back) {
-            reply_error(out, 404, "not found: try /routes/NAME/cutover or /routes/NAME/rollback");
+        int diffs = slice_is(verb, "diffs");
+        if (!cut && !back && !diffs) {
+            reply_error(out, 404, try_these);
             return;
         }
-        if (!post)
+        if (diffs && !get)
+            goto not_allowed_get;
+        if (!diffs && !post)
             goto not_allowed_post;
         if (nl >= sizeof(rname)) {
             reply_error(out, 404, "no such route");
@@ -446,7 +515,10 @@ void sf_admin_handle(sf_server *s, const sf_admin_request *rq, sf_admin_response
         }
         memcpy(rname, name, nl);
         rname[nl] = '\0';
-        change_cutover(s, rname, rq, back, out);
+        if (diffs)
+            route_diffs(s, rname, rq, out);
+        else
+            change_cutover(s, rname, rq, back, out);
     } else {
         reply_error(out, 404, "not found");
     }

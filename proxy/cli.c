@@ -1,5 +1,6 @@
-/* The operator commands routes, reload, cutover, rollback, history and stats: a blocking HTTP
- * client for the admin API, in-place edits of routes.yaml, the audit log, and terminal tables. */
+/* The operator commands routes, reload, cutover, rollback, history, stats and diffs: a blocking
+ * HTTP client for the admin API, in-place edits of routes.yaml, the audit log, and terminal tables.
+ */
 #include "cli.h"
 
 #include <errno.h>
@@ -113,6 +114,24 @@ static const char usage_stats[] =
     "               when the proxy stops answering, says so and keeps trying. When stdout is\n"
     "               not a terminal, the frames follow each other after a blank line\n"
     "  --count N    with --watch: stop after N frames; exit 1 when the last one failed\n"
+    "  --admin URL  the admin API, http://HOST:PORT (default: admin.address of FILE)\n"
+    "  -c FILE      the server settings (default: $STRANGLER_CONF, else conf/strangler.yaml)\n";
+
+static const char usage_diffs[] =
+    "usage: strangler diffs [-c FILE] [--admin URL] ROUTE [--json] [--limit N]\n"
+    "\n"
+    "The latest shadow mismatches of ROUTE in the running proxy (GET /routes/ROUTE/diffs): on\n"
+    "top, how many there were since the proxy started and the paths that differed most often;\n"
+    "then each mismatch, newest first: its time (UTC), method and path, request id (as in the\n"
+    "access log) and status (legacy/function), and under it every path that differed with the\n"
+    "monolith's value (- legacy) and the function's (+ function). The proxy keeps the last 100\n"
+    "mismatches of each route in memory (a restart empties them), values cut at 256 bytes, and\n"
+    "never the values of Authorization or Cookie headers. Red and green when stdout is a\n"
+    "terminal and NO_COLOR is not set. Exits 1 when ROUTE is not in the live route table (the\n"
+    "known routes are listed) or when no proxy answers.\n"
+    "\n"
+    "  --limit N    the newest N mismatches (default 10)\n"
+    "  --json       print the admin API's JSON as it is\n"
     "  --admin URL  the admin API, http://HOST:PORT (default: admin.address of FILE)\n"
     "  -c FILE      the server settings (default: $STRANGLER_CONF, else conf/strangler.yaml)\n";
 
@@ -1631,6 +1650,23 @@ static void print_route_head(const json_t *r, FILE *out)
         fprintf(out, "state:     %s\n", state);
 }
 
+/* "  skipped: 3 over_capacity, 1 method" for the reasons with a count; nothing when none. */
+static void print_reasons(FILE *out, const char *label, json_t *by)
+{
+    const char *k;
+    const json_t *v;
+    int n = 0;
+    json_object_foreach(by, k, v)
+    {
+        if (jcount(v) == 0)
+            continue;
+        fprintf(out, "%s%lld %s", n++ ? ", " : label, jcount(v),
+                strspn(k, "abcdefghijklmnopqrstuvwxyz_0123456789") == strlen(k) ? k : "?");
+    }
+    if (n > 0)
+        fputc('\n', out);
+}
+
 static void print_route_detail(const json_t *r, FILE *out)
 {
     static const char *const head[] = {"", "LEGACY", "FUNCTION"};
@@ -1660,6 +1696,8 @@ static void print_route_detail(const json_t *r, FILE *out)
             jcount(json_object_get(sh, "match")), jcount(json_object_get(sh, "mismatch")),
             jcount(json_object_get(sh, "noise")), jcount(json_object_get(sh, "skipped")),
             jcount(json_object_get(sh, "error")), buf);
+    print_reasons(out, "  skipped: ", json_object_get(sh, "skipped_by"));
+    print_reasons(out, "  errors:  ", json_object_get(sh, "errors_by"));
     fprintf(out, "fallbacks: %lld (requests the function failed and legacy served)\n",
             jcount(json_object_get(r, "fallbacks")));
 }
@@ -1857,12 +1895,253 @@ static int cmd_stats(const sf_cli_opts *pre, int argc, char **argv)
     return rc;
 }
 
+/* ---- strangler diffs ---- */
+
+/* s on out with every control character as '?', C1 ones (U+0080..U+009F) included: a terminal
+ * may take those as escape sequences too. */
+static void put_clean(const char *s, FILE *out)
+{
+    for (const unsigned char *p = (const unsigned char *)s; p != NULL && *p; p++) {
+        if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+            fputc('?', out);
+            p++;
+        } else {
+            fputc(*p < 0x20 || *p == 0x7f ? '?' : *p, out);
+        }
+    }
+}
+
+/* put_clean into a new string (caller frees; NULL when out of memory). */
+static char *clean_copy(const char *s)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    if (m == NULL)
+        return NULL;
+    put_clean(s, m);
+    fclose(m);
+    return text;
+}
+
+/* A route name into a URL path segment: what a route name cannot hold is percent-encoded, so the
+ * proxy answers "no such route" (with the list) rather than the call being malformed. */
+static void path_segment(const char *s, char *out, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p && o + 4 < len; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            strchr("_.-", *p) != NULL) {
+            out[o++] = (char)*p;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[*p >> 4];
+            out[o++] = hex[*p & 15];
+        }
+    }
+    out[o] = '\0';
+}
+
+/* o[key] when it is a string (control characters and all: put_clean prints it), else "?". */
+static const char *jtext(const json_t *o, const char *key)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+    return v != NULL ? v : "?";
+}
+
+/* A value of a difference: its text, "(absent)" for null (the path is missing on that side). */
+static const char *diff_value(const json_t *v)
+{
+    if (json_is_null(v))
+        return "(absent)";
+    return json_string_value(v) != NULL ? json_string_value(v) : "?";
+}
+
+static void print_diff_side(const char *sign, const char *label, const json_t *v, const char *on,
+                            const char *off, FILE *out)
+{
+    fprintf(out, "%s    %s %-9s ", on, sign, label);
+    put_clean(diff_value(v), out);
+    fprintf(out, "%s\n", off);
+}
+
+/* One mismatch: a line with when, what and the statuses, then each differing path with both
+ * values, as a diff reads (legacy the old side, the function the new one). */
+static void print_mismatch(const json_t *m, int colour, FILE *out)
+{
+    const char *ts = json_string_value(json_object_get(m, "ts"));
+    const json_t *st = json_object_get(m, "status");
+    const json_t *list = json_object_get(m, "differences");
+    const json_t *d;
+    size_t i;
+    char when[20], ls[32], fs[32];
+    if (ts != NULL && strlen(ts) >= 19 && ts[10] == 'T') {
+        memcpy(when, ts, 19); /* "2026-11-24T08:30:00.123Z" as "2026-11-24 08:30:00" (UTC) */
+        when[10] = ' ';
+        when[19] = '\0';
+        ts = when;
+    }
+    fputc('\n', out);
+    put_clean(ts != NULL ? ts : "?", out);
+    fputs("  ", out);
+    put_clean(jtext(m, "method"), out);
+    fputc(' ', out);
+    put_clean(jtext(m, "path"), out);
+    fputs("  req ", out);
+    put_clean(jtext(m, "request_id"), out);
+    fmt_int(json_object_get(st, "legacy"), ls, sizeof(ls));
+    fmt_int(json_object_get(st, "function"), fs, sizeof(fs));
+    fprintf(out, "  status %s/%s\n", ls, fs);
+    json_array_foreach(list, i, d)
+    {
+        const char *path = json_string_value(json_object_get(d, "path"));
+        fputs("  ", out);
+        put_clean(path == NULL ? "?" : path[0] == '\0' ? "(the whole body)" : path, out);
+        fputc('\n', out);
+        print_diff_side("-", "legacy:", json_object_get(d, "legacy"), colour ? "\033[31m" : "",
+                        colour ? "\033[0m" : "", out);
+        print_diff_side("+", "function:", json_object_get(d, "function"), colour ? "\033[32m" : "",
+                        colour ? "\033[0m" : "", out);
+    }
+    long long more = jcount(json_object_get(m, "more"));
+    if (more > 0)
+        fprintf(out, "  ... and %lld more differing path%s, not kept\n", more,
+                more == 1 ? "" : "s");
+    if (json_array_size(list) == 0 && more == 0)
+        fputs("  (no differing path recorded)\n", out);
+}
+
+static void print_diffs(const json_t *js, const char *asked, int colour, FILE *out)
+{
+    const json_t *list = json_object_get(js, "diffs");
+    const json_t *noise = json_object_get(js, "noise_paths");
+    const json_t *top = json_object_get(js, "top_paths");
+    const json_t *v;
+    size_t i, n = json_array_size(list);
+    long long total = jcount(json_object_get(js, "total")),
+              kept = jcount(json_object_get(js, "kept"));
+    const char *route = json_string_value(json_object_get(js, "route"));
+    put_clean(route != NULL ? route : asked, out);
+    if (total == 0 && n == 0)
+        fprintf(out, ": no shadow mismatches since the proxy started\n");
+    else
+        fprintf(out,
+                ": %lld shadow mismatch%s since the proxy started; the latest %zu of the %lld "
+                "kept, newest first (times in UTC)\n",
+                total, total == 1 ? "" : "es", n, kept);
+    if (json_array_size(noise) > 0) {
+        fputs("learned noise (differences only there are not mismatches): ", out);
+        json_array_foreach(noise, i, v)
+        {
+            fputs(i ? ", " : "", out);
+            put_clean(json_string_value(v) != NULL ? json_string_value(v) : "?", out);
+        }
+        fputc('\n', out);
+    }
+    if (json_array_size(top) > 0) {
+        static const char *const head[] = {"DIFFERING PATH", "MISMATCHES"};
+        static const char right[] = {0, 1};
+        table t;
+        char count[32];
+        table_init(&t, 2, head, right);
+        json_array_foreach(top, i, v)
+        {
+            const char *path = json_string_value(json_object_get(v, "path"));
+            char *c = clean_copy(path == NULL ? "?" : path[0] == '\0' ? "(the whole body)" : path);
+            table_add(&t, "%s", c != NULL ? c : "?");
+            free(c);
+            fmt_int(json_object_get(v, "count"), count, sizeof(count));
+            table_add(&t, "%s", count);
+        }
+        fputc('\n', out);
+        table_print(&t, out, NULL, 0);
+        table_dispose(&t);
+    }
+    json_array_foreach(list, i, v)
+    {
+        print_mismatch(v, colour, out);
+    }
+}
+
+static int cmd_diffs(const sf_cli_opts *pre, int argc, char **argv)
+{
+    static const char cmd[] = "diffs";
+    const char *route = NULL, *limit_text = NULL;
+    int json = 0, rc;
+    arg_spec a = {.cmd = cmd,
+                  .usage = usage_diffs,
+                  .opts = {{"--limit", &limit_text, NULL}, {"--json", NULL, &json}},
+                  .pos = &route,
+                  .maxpos = 1};
+    if ((rc = parse_args(&a, pre, argc, argv)) != ARGS_GO)
+        return rc;
+    if (route == NULL)
+        return usage_error(cmd, usage_diffs, "%s", "which route?");
+    size_t limit = 10;
+    if (limit_text != NULL && parse_count(limit_text, &limit) < 0)
+        return usage_error(cmd, usage_diffs, "--limit takes a positive number, not '%s'",
+                           limit_text);
+    cli c;
+    if ((rc = cli_setup(&c, cmd, &a.o, 1)) != 0)
+        return rc;
+    char seg[3 * 256 + 1], path[sizeof(seg) + 64], err[4096];
+    reply r;
+    path_segment(route, seg, sizeof(seg));
+    snprintf(path, sizeof(path), "/routes/%s/diffs?limit=%zu", seg, limit);
+    rc = admin_call(&c, "GET", path, &r, err, sizeof(err));
+    if (rc == CALL_DOWN) {
+        fprintf(stderr, "strangler diffs: no strangler is answering on %s (%s)\n", c.addr, err);
+        cli_dispose(&c);
+        return 1;
+    }
+    if (rc != CALL_OK) {
+        fprintf(stderr, "strangler diffs: GET /routes/%s/diffs on %s failed: %s\n", seg, c.addr,
+                err);
+        cli_dispose(&c);
+        return 1;
+    }
+    json_error_t jerr;
+    json_t *js = json_loadb(r.body, r.len, 0, &jerr);
+    const char *e = json_string_value(json_object_get(js, "error"));
+    rc = 1;
+    if (r.status == 401) {
+        explain_401(&c, err, sizeof(err));
+        fprintf(stderr, "strangler diffs: %s\n", err);
+    } else if (r.status == 404 && e != NULL) {
+        fputs("strangler diffs: ", stderr);
+        put_clean(e, stderr);
+        fputc('\n', stderr);
+    } else if (r.status != 200) {
+        fprintf(stderr, "strangler diffs: GET /routes/%s/diffs on %s answered %d: ", seg, c.addr,
+                r.status);
+        put_clean(e != NULL ? e : "(no error message)", stderr);
+        fputc('\n', stderr);
+    } else if (!json_is_object(js)) {
+        fprintf(stderr, "strangler diffs: the answer of %s is not a JSON object: %s\n", c.addr,
+                js == NULL ? jerr.text : "another JSON value");
+    } else if (json) {
+        rc = fwrite(r.body, 1, r.len, stdout) == r.len ? 0 : 1;
+        if (r.len > 0 && r.body[r.len - 1] != '\n')
+            fputc('\n', stdout);
+    } else {
+        const char *nc = getenv("NO_COLOR");
+        print_diffs(js, route, isatty(STDOUT_FILENO) && (nc == NULL || nc[0] == '\0'), stdout);
+        rc = 0;
+    }
+    json_decref(js);
+    free(r.body);
+    cli_dispose(&c);
+    return rc;
+}
+
 /* ---- the table ---- */
 
 static const sf_cli_command commands[] = {
     {"routes", usage_routes, cmd_routes},    {"reload", usage_reload, cmd_reload},
     {"cutover", usage_cutover, cmd_cutover}, {"rollback", usage_rollback, cmd_rollback},
     {"history", usage_history, cmd_history}, {"stats", usage_stats, cmd_stats},
+    {"diffs", usage_diffs, cmd_diffs},
 };
 
 const sf_cli_command *sf_cli_find(const char *name)

@@ -39,11 +39,14 @@ static const char usage_main[] =
     "  stats [ROUTE] [--json] [--watch [--count N]]\n"
     "                       per-route traffic of the running proxy: requests/s, error ratios\n"
     "                       and p50/p99 per backend, and the share the monolith still serves\n"
+    "  diffs ROUTE [--json] [--limit N]\n"
+    "                       the latest shadow mismatches of a route: each with its request id,\n"
+    "                       method and path, and every differing path with both values\n"
     "\n"
     "Options (before or after the command):\n"
     "  -c FILE      the server settings (default: $STRANGLER_CONF, else conf/strangler.yaml)\n"
     "  --admin URL  the running proxy's admin API, http://HOST:PORT (default: admin.address\n"
-    "               of FILE), for routes, reload, cutover, rollback and stats\n"
+    "               of FILE), for routes, reload, cutover, rollback, stats and diffs\n"
     "  -h, --help   this help; 'strangler COMMAND --help' for a command\n"
     "  --version    print the version\n";
 

@@ -142,3 +142,30 @@ void sf_close_abort(int fd)
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     close(fd);
 }
+
+void sf_evbuffer_each(struct evbuffer *buf, size_t from, size_t len,
+                      void (*fn)(void *arg, const void *bytes, size_t n), void *arg)
+{
+    struct evbuffer_ptr pos;
+    if (len == 0 || evbuffer_ptr_set(buf, &pos, from, EVBUFFER_PTR_SET) < 0)
+        return;
+    while (len > 0) {
+        struct evbuffer_iovec v[4];
+        int n = evbuffer_peek(buf, (ev_ssize_t)len, &pos, v, 4);
+        if (n <= 0)
+            break;
+        if (n > 4)
+            n = 4; /* peek says how many it would need; it filled only 4 */
+        for (int i = 0; i < n && len > 0; i++) {
+            size_t k = v[i].iov_len < len ? v[i].iov_len : len;
+            fn(arg, v[i].iov_base, k);
+            len -= k;
+            evbuffer_ptr_set(buf, &pos, k, EVBUFFER_PTR_ADD);
+        }
+    }
+}
+
+void sf_evbuffer_append_fn(void *arg, const void *bytes, size_t n)
+{
+    evbuffer_add(arg, bytes, n);
+}

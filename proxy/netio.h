@@ -35,6 +35,14 @@ void sf_socket_tune(int fd);
  * Returns bytes read, 0 on EOF, or -1 (errno set; EAGAIN means nothing to read now). */
 ssize_t sf_read_into(struct evbuffer *buf, int fd, uint8_t *wide);
 
+/* Calls fn(arg, bytes, n) over len bytes of buf from offset from, without copying them out
+ * (the bytes stay in buf). */
+void sf_evbuffer_each(struct evbuffer *buf, size_t from, size_t len,
+                      void (*fn)(void *arg, const void *bytes, size_t n), void *arg);
+
+/* fn for sf_evbuffer_each: appends the bytes to the evbuffer arg. */
+void sf_evbuffer_append_fn(void *arg, const void *bytes, size_t n);
+
 /* "ip" of a peer address into out. */
 void sf_addr_ip(const struct sockaddr_storage *addr, char *out, size_t len);
 

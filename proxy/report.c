@@ -12,6 +12,7 @@
 
 #include "admin.h"
 #include "audit.h"
+#include "guard.h"
 #include "log.h"
 
 /* ---- the audit log's view ---- */
@@ -243,6 +244,14 @@ static json_t *shadow_json(const sf_stats_snapshot *sn)
     /* noise is a difference the route has learned to ignore: as good as a match */
     uint64_t good = sn->shadow[SF_STATS_SHADOW_MATCH] + sn->shadow[SF_STATS_SHADOW_NOISE];
     json_object_set_new(o, "match_ratio", ratio(good, good + sn->shadow[SF_STATS_SHADOW_MISMATCH]));
+    json_object_set_new(o, "mismatch_ratio_60s", ratio(sn->mismatch_60s, sn->compared_60s));
+    json_t *skipped = json_object(), *errors = json_object();
+    for (int r = 0; r < SF_STATS_SHADOW_REASONS; r++)
+        json_object_set_new(r <= SF_STATS_SHADOW_SKIP_MAX ? skipped : errors,
+                            sf_stats_shadow_reason_name(r),
+                            json_integer((json_int_t)sn->shadow_reason[r]));
+    json_object_set_new(o, "skipped_by", skipped);
+    json_object_set_new(o, "errors_by", errors);
     return o;
 }
 
@@ -459,6 +468,34 @@ static void per_route(struct evbuffer *o, const metric_ctx *m, const sf_server *
                 o, "strangler_shadow_comparisons_total{route=\"%s\",result=\"%s\"} %llu\n",
                 label(m->snaps[i].name, lb, sizeof(lb)), sf_stats_shadow_result_name(r),
                 (unsigned long long)m->snaps[i].shadow[r]);
+    family(o, "strangler_shadow_skipped_total", "counter",
+           "Shadows not sent or given up, by route and reason (sampled_out, method, "
+           "body_too_large, over_capacity, primary_failed).");
+    for (int i = 0; i < m->n; i++)
+        for (int r = 0; r <= SF_STATS_SHADOW_SKIP_MAX; r++)
+            evbuffer_add_printf(
+                o, "strangler_shadow_skipped_total{route=\"%s\",reason=\"%s\"} %llu\n",
+                label(m->snaps[i].name, lb, sizeof(lb)), sf_stats_shadow_reason_name(r),
+                (unsigned long long)m->snaps[i].shadow_reason[r]);
+    family(o, "strangler_shadow_errors_total", "counter",
+           "Shadows the function failed, by route and reason (timeout, connect, reset, protocol, "
+           "5xx).");
+    for (int i = 0; i < m->n; i++)
+        for (int r = SF_STATS_SHADOW_SKIP_MAX + 1; r < SF_STATS_SHADOW_REASONS; r++)
+            evbuffer_add_printf(
+                o, "strangler_shadow_errors_total{route=\"%s\",reason=\"%s\"} %llu\n",
+                label(m->snaps[i].name, lb, sizeof(lb)), sf_stats_shadow_reason_name(r),
+                (unsigned long long)m->snaps[i].shadow_reason[r]);
+    family(o, "strangler_guard_breaches_total", "counter",
+           "Guard checks found breached (once per window), by route and check; a breach rolls "
+           "the route back unless the guard is a dry run.");
+    for (int i = 0; i < m->n; i++)
+        if (m->rows[i].route != NULL && m->rows[i].route->guard.enabled)
+            for (int c = 0; c < SF_GUARD_CHECKS; c++)
+                evbuffer_add_printf(
+                    o, "strangler_guard_breaches_total{route=\"%s\",check=\"%s\"} %llu\n",
+                    label(m->snaps[i].name, lb, sizeof(lb)), sf_guard_check_name(c),
+                    (unsigned long long)sf_guards_breaches(s->guards, m->rows[i].slot, c));
     family(o, "strangler_fallbacks_total", "counter",
            "Requests the function failed before answering and legacy then served, by route.");
     for (int i = 0; i < m->n; i++)

@@ -12,8 +12,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "diff.h"
+#include "edit.h"
+#include "guard.h"
+#include "diffs.h"
 #include "log.h"
+#include "shadow.h"
 #include "match.h"
 #include "netio.h"
 #include "tls.h"
@@ -301,6 +306,39 @@ static void backend_dispose(sf_backend *b)
     memset(b, 0, sizeof(*b));
 }
 
+int sf_server_set_cutover(sf_server *s, const char *route, uint32_t bp, const char *action,
+                          const char *reason, const char *actor, const char *trigger,
+                          sf_edit_result *res, int *applied, char *err, size_t errlen)
+{
+    *applied = 0;
+    int rc = sf_routes_set_cutover(s->cfg->routes_file, route, bp, res, err, errlen);
+    if (rc < 0 || !res->changed)
+        return rc;
+    sf_audit_entry e = {
+        .route = route,
+        .from_bp = res->old_bp,
+        .to_bp = bp,
+        .action = action,
+        .reason = reason,
+        .actor = actor,
+        .version = res->version,
+    };
+    char aerr[256], from[16], to[16];
+    if (sf_audit_append(s->cfg->audit_log, &e, aerr, sizeof(aerr)) < 0)
+        sf_error("%s of %s was saved but not audited: %s", action, route, aerr);
+    sf_format_percent(res->old_bp, from, sizeof(from));
+    sf_format_percent(bp, to, sizeof(to));
+    sf_info("%s %s (%s): cutover %s%% -> %s%%%s%s", action, route, actor, from, to,
+            reason ? ", reason: " : "", reason ? reason : "");
+    *applied = sf_server_reload(s, trigger) >= 0;
+    return 0;
+}
+
+sf_diffs *sf_server_diffs(sf_server *s)
+{
+    return s->diffs;
+}
+
 double sf_wall_now(void)
 {
     struct timespec ts;
@@ -348,6 +386,11 @@ static sf_runtime *runtime_create(sf_server *s, sf_route_table *table, const sf_
     }
     for (size_t i = 0; i < nr; i++) {
         rt->route_slot[i] = sf_stats_slot(s->stats, routes[i].name);
+        /* a guard comparing p99s needs them per window */
+        if (rt->route_slot[i] >= 0 && routes[i].guard.enabled &&
+            routes[i].guard.max_p99_ratio > 0 &&
+            sf_stats_window_latency(s->stats, rt->route_slot[i]) < 0)
+            rt->route_slot[i] = -1;
         if (rt->route_slot[i] < 0) {
             snprintf(err, errlen, "out of memory");
             goto fail;
@@ -460,6 +503,15 @@ int sf_server_reload(sf_server *s, const char *trigger)
     return 0;
 }
 
+static void on_guard_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct timespec now;
+    (void)fd;
+    (void)what;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    sf_guard_tick(arg, (uint64_t)now.tv_sec);
+}
+
 static void on_routes_changed(void *arg)
 {
     sf_server_reload(arg, "file");
@@ -508,7 +560,11 @@ sf_server *sf_server_create(sf_settings *cfg, sf_route_table *table, char *err, 
     s->targetbuf = malloc(s->targetbuf_cap);
     s->md = sf_match_data_create();
     s->stats = sf_stats_create();
-    if (s->pathbuf == NULL || s->targetbuf == NULL || s->md == NULL || s->stats == NULL)
+    s->shadows = sf_shadows_create();
+    s->diffs = sf_diffs_create();
+    s->guards = sf_guards_create();
+    if (s->pathbuf == NULL || s->targetbuf == NULL || s->md == NULL || s->stats == NULL ||
+        s->shadows == NULL || s->diffs == NULL || s->guards == NULL)
         goto oom;
     /* the ring's clock, and every route's slot before the first request */
     struct timespec mono;
@@ -550,6 +606,10 @@ sf_server *sf_server_create(sf_settings *cfg, sf_route_table *table, char *err, 
     }
     for (size_t i = 0; i < n; i++)
         event_add(&s->listeners[i].ev, NULL);
+
+    static const struct timeval second = {1, 0};
+    event_assign(&s->guard_ev, s->base, -1, EV_PERSIST, on_guard_tick, s);
+    event_add(&s->guard_ev, &second);
 
     int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
     for (size_t i = 0; i < 4; i++) {
@@ -604,6 +664,11 @@ void sf_server_destroy(sf_server *s)
         pcre2_match_data_free(s->md);
     free(s->pathbuf);
     free(s->targetbuf);
+    if (s->guard_ev.ev_base != NULL)
+        event_del(&s->guard_ev);
+    sf_guards_destroy(s->guards);
+    sf_shadows_destroy(s->shadows); /* before the access log: their lines go out first */
+    sf_diffs_destroy(s->diffs);
     sf_accesslog_close(s->alog);
     sf_stats_destroy(s->stats);
     json_decref(s->audit.last_actions);

@@ -77,11 +77,15 @@ typedef struct sf_server {
     sf_runtime *rt;   /* the live table and backends: one reference */
     sf_reload_result last_reload;
     uint64_t reloads_ok, reloads_failed;
-    sf_stats *stats;          /* this thread's shard (DESIGN §7) */
-    int default_slot;         /* stats slot of unmatched traffic, "_default" */
-    uint64_t rejected[6];     /* requests answered before a backend was chosen, by status class */
-    double started_wall;      /* wall clock, seconds */
-    uint64_t started_mono;    /* monotonic clock, seconds */
+    sf_stats *stats;            /* this thread's shard (DESIGN §7) */
+    struct sf_shadows *shadows; /* shadows in flight, caps, learned noise (shadow.c) */
+    struct sf_diffs *diffs;     /* the latest mismatches per route (diffs.c) */
+    struct sf_guards *guards;   /* guard breaches (guard.c) */
+    struct event guard_ev;      /* every second: the guards */
+    int default_slot;           /* stats slot of unmatched traffic, "_default" */
+    uint64_t rejected[6];       /* requests answered before a backend was chosen, by status class */
+    double started_wall;        /* wall clock, seconds */
+    uint64_t started_mono;      /* monotonic clock, seconds */
     struct {                  /* the audit log as last read, for route states and rollback counts */
         json_t *last_actions; /* route name -> action of its latest entry */
         json_t *rollbacks;    /* route name -> {"manual": n, "guard": n} since the start */
@@ -132,6 +136,15 @@ void sf_server_client_gone(sf_server *s);
  * in s->last_reload), 1 when the file is the version already running (nothing recorded unless
  * the last reload had failed), -1 when it was rejected (recorded). */
 int sf_server_reload(sf_server *s, const char *trigger);
+
+/* Sets route's cutover to bp the way every change is made (DESIGN §2): routes.yaml edited in
+ * place, an audit entry (action, reason, actor), a log line, then a reload (trigger) that
+ * applies it. Returns 0 (res filled; *applied: the reload took it; nothing is done when
+ * res->changed is 0) or an SF_EDIT_* code with the reason in err. */
+struct sf_edit_result;
+int sf_server_set_cutover(sf_server *s, const char *route, uint32_t bp, const char *action,
+                          const char *reason, const char *actor, const char *trigger,
+                          struct sf_edit_result *res, int *applied, char *err, size_t errlen);
 
 /* The wall clock in seconds (for loaded_at, reload times). */
 double sf_wall_now(void);

@@ -15,6 +15,7 @@
 #include "match.h"
 #include "netio.h"
 #include "server.h"
+#include "shadow.h"
 
 /* Output above HIGH stops the producing side; it resumes below LOW. */
 #define OUT_HIGH (512 * 1024)
@@ -23,12 +24,20 @@
 #define RESP_HEAD_MAX 65536
 #define PATH_LOG_MAX  512
 #define REQID_MAX     64
+/* One in this many shadowed GET/HEAD requests of a route with learn_noise also asks legacy a
+ * second time. */
+#define SHADOW_LEARN_EVERY 8
 /* A request body is kept for a fallback to legacy up to this size; beyond it the function's
  * failure is the answer (Envoy's retry buffer works the same way). */
 #define FALLBACK_BODY_MAX (1024 * 1024)
 
 enum { CS_HEAD, CS_BODY, CS_WAIT, CS_CLOSING, CS_LINGER };
-enum { RM_NONE, RM_LENGTH, RM_CHUNKED, RM_CLOSE };
+enum {
+    RM_NONE = SF_HTTP_BODY_NONE,
+    RM_LENGTH = SF_HTTP_BODY_LENGTH,
+    RM_CHUNKED = SF_HTTP_BODY_CHUNKED,
+    RM_CLOSE = SF_HTTP_BODY_CLOSE
+};
 
 typedef struct {
     sf_upconn *up;
@@ -48,7 +57,7 @@ typedef struct {
     uint8_t resp_mode;
     unsigned req_chunked : 1, req_done : 1, resp_head : 1, up_reusable : 1, keepalive : 1,
         is_head : 1, http10 : 1, client_chunked : 1, up_paused : 1, retried : 1, active : 1,
-        fallback : 1, flushing : 1;
+        fallback : 1, flushing : 1, relayed : 1;
     uint8_t up_err;   /* sf_stats_upstream_error of the backend serving the exchange */
     int write_err;    /* a write error raised while flush_up was flushing */
     char *retry_head; /* the upstream head, kept while a replay on a fresh connection is safe */
@@ -56,6 +65,7 @@ typedef struct {
     char *fb_head; /* the request head for legacy, kept while a fallback is possible */
     size_t fb_len;
     struct evbuffer *fb_body; /* the body bytes sent to the function so far, for a fallback */
+    sf_shadow *shadow;        /* the request's shadow, fed until the exchange ends */
     const char *error;
     char method[24];
     char path[PATH_LOG_MAX];
@@ -175,6 +185,8 @@ static void client_resume_read(sf_client *c)
 
 static void exchange_reset(exchange *x)
 {
+    if (x->shadow != NULL)
+        sf_shadow_primary_done(x->shadow, 0, NULL);
     free(x->retry_head);
     free(x->fb_head);
     if (x->fb_body != NULL)
@@ -298,7 +310,7 @@ static void account(sf_client *c)
     struct timespec now;
     now_mono(&now);
     record(c, &now);
-    if (s->alog == NULL)
+    if (s->alog == NULL && x->shadow == NULL)
         return;
     sf_access_entry e = {
         .request_id = x->reqid,
@@ -316,6 +328,12 @@ static void account(sf_client *c)
         .shadow = NULL,
         .error = x->error,
     };
+    if (x->shadow != NULL) {
+        /* the line waits for the comparison's outcome; the client does not */
+        sf_shadow_primary_done(x->shadow, x->relayed, s->alog != NULL ? &e : NULL);
+        x->shadow = NULL;
+        return;
+    }
     sf_accesslog_write(s->alog, &e);
 }
 
@@ -379,6 +397,7 @@ static int finalize(sf_client *c, int status, const char *error)
             x->up = NULL;
         }
     } else if (x->up != NULL) {
+        x->relayed = 1;
         int reusable = x->up_reusable && x->req_done && !x->up->connecting;
         sf_pool_release(x->up, reusable);
         x->up = NULL;
@@ -478,6 +497,9 @@ static int request_header_class(sf_slice n)
         return SF_HTTP_NAME_IS(n, "transfer-encoding") || SF_HTTP_NAME_IS(n, "x-forwarded-proto")
                    ? H_DROP
                    : H_KEEP;
+    case 18:
+        /* only the proxy marks a request as a shadow copy */
+        return SF_HTTP_NAME_IS(n, "x-strangler-shadow") ? H_DROP : H_KEEP;
     default:
         return H_KEEP;
     }
@@ -574,7 +596,7 @@ static size_t head_bound(const sf_client *c, const sf_http_request *req, size_t 
 {
     /* every header may grow by 2 bytes ("a:b" goes out as "a: b" with CRLF ends) */
     size_t n = head_len + 2 * req->num_headers + target.len +
-               req->headers[req->host_index].value.len + strlen(c->ip) + strlen(c->x.reqid) + 256;
+               req->headers[req->host_index].value.len + strlen(c->ip) + strlen(c->x.reqid) + 288;
     if (be->fn != NULL) {
         n += strlen(be->fn->url.authority);
         for (size_t i = 0; i < be->fn->nheaders; i++)
@@ -585,9 +607,10 @@ static size_t head_bound(const sf_client *c, const sf_http_request *req, size_t 
 
 /* Writes the request head for backend be at w, with target as its request-target (origin
  * form). The monolith gets the client's Host; a function gets its URL's authority, and its
- * configured headers (DESIGN §5). Returns the end of what was written. */
+ * configured headers (DESIGN §5); a shadow's copy says so in X-Strangler-Shadow. Returns the
+ * end of what was written. */
 static char *write_head(sf_client *c, const sf_http_request *req, sf_slice target,
-                        const sf_backend *be, char *w)
+                        const sf_backend *be, int shadow, char *w)
 {
     exchange *x = &c->x;
     const sf_function *fn = be->fn;
@@ -654,6 +677,8 @@ static char *write_head(sf_client *c, const sf_http_request *req, sf_slice targe
             const sf_header_conf *h = &fn->headers[i];
             w = put_header(w, (sf_slice){h->name, h->name_len}, (sf_slice){h->value, h->value_len});
         }
+    if (shadow)
+        PUTLIT(w, "X-Strangler-Shadow: 1\r\n");
     if (x->req_chunked) {
         PUTLIT(w, "Transfer-Encoding: chunked\r\n");
     } else if (req->content_length >= 0) {
@@ -674,7 +699,7 @@ static ssize_t build_upstream_head(sf_client *c, const sf_http_request *req, siz
     if (evbuffer_reserve_space(out, (ev_ssize_t)bound, &v, 1) < 1)
         return -1;
     char *start = v.iov_base;
-    v.iov_len = (size_t)(write_head(c, req, target, be, start) - start);
+    v.iov_len = (size_t)(write_head(c, req, target, be, 0, start) - start);
     if (copy != NULL) {
         *copy = malloc(v.iov_len);
         if (*copy != NULL)
@@ -686,11 +711,11 @@ static ssize_t build_upstream_head(sf_client *c, const sf_http_request *req, siz
 
 /* The head for be in a malloc'd buffer (a fallback's head). NULL when out of memory. */
 static char *head_copy(sf_client *c, const sf_http_request *req, size_t head_len, sf_slice target,
-                       const sf_backend *be, size_t *len)
+                       const sf_backend *be, int shadow, size_t *len)
 {
     char *buf = malloc(head_bound(c, req, head_len, target, be));
     if (buf != NULL)
-        *len = (size_t)(write_head(c, req, target, be, buf) - buf);
+        *len = (size_t)(write_head(c, req, target, be, shadow, buf) - buf);
     return buf;
 }
 
@@ -777,6 +802,79 @@ static int is_idempotent(sf_slice m)
            (m.len == 7 && memcmp(m.p, "OPTIONS", 7) == 0);
 }
 
+/* GET or HEAD: asking twice changes nothing. */
+static int is_safe(sf_slice m)
+{
+    return (m.len == 3 && memcmp(m.p, "GET", 3) == 0) ||
+           (m.len == 4 && memcmp(m.p, "HEAD", 4) == 0);
+}
+
+static int method_listed(char *const *methods, size_t n, sf_slice m)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strlen(methods[i]) == m.len && memcmp(methods[i], m.p, m.len) == 0)
+            return 1;
+    return 0;
+}
+
+/* Starts the shadow of a request legacy serves on a route with a shadow block, or counts why
+ * not (DESIGN §5: sampled out, method, body too large, over capacity). The head's slices must
+ * still be valid. */
+static void start_shadow(sf_client *c, const sf_http_request *req, size_t head_len, sf_slice npath,
+                         sf_slice query, sf_slice legacy_target, int sampled)
+{
+    sf_server *s = c->srv;
+    exchange *x = &c->x;
+    const sf_route *r = x->route;
+    int slot = x->rt->route_slot[r->index];
+    int why = -1;
+    if (!sampled)
+        why = SF_STATS_SKIP_SAMPLED;
+    else if (!method_listed(r->shadow.methods, r->shadow.nmethods, req->method))
+        why = SF_STATS_SKIP_METHOD;
+    else if (req->content_length > 0 &&
+             (uint64_t)req->content_length > s->cfg->shadow_max_body_bytes)
+        why = SF_STATS_SKIP_BODY;
+    else
+        why = sf_shadow_admit(s, r, slot);
+    struct timespec now;
+    if (why >= 0) {
+        now_mono(&now);
+        sf_stats_record_shadow_reason(s->stats, slot, (sf_stats_shadow_reason)why,
+                                      (uint64_t)now.tv_sec);
+        return;
+    }
+    sf_backend *fn = &x->rt->fns[r->function_index];
+    ssize_t n = sf_route_function_target(r, npath, query, s->md, s->targetbuf, s->targetbuf_cap);
+    sf_shadow_params p = {
+        .rt = x->rt,
+        .route = r,
+        .slot = slot,
+        .fn = fn,
+        .has_body = !x->req_done,
+        .request_id = x->reqid,
+        .method = x->method,
+        .path = x->path,
+    };
+    if (n >= 0)
+        p.fn_head =
+            head_copy(c, req, head_len, (sf_slice){s->targetbuf, (size_t)n}, fn, 1, &p.fn_head_len);
+    if (p.fn_head == NULL) {
+        now_mono(&now);
+        sf_stats_record_shadow_reason(s->stats, slot, SF_STATS_ERR_PROTOCOL, (uint64_t)now.tv_sec);
+        return;
+    }
+    if (r->shadow.learn_noise && x->req_done && is_safe(req->method) &&
+        sf_server_random(s) % SHADOW_LEARN_EVERY == 0)
+        p.learn_head =
+            head_copy(c, req, head_len, legacy_target, &x->rt->legacy, 1, &p.learn_head_len);
+    x->shadow = sf_shadow_start(s, &p);
+    if (x->shadow == NULL) {
+        now_mono(&now);
+        sf_stats_record_shadow_reason(s->stats, slot, SF_STATS_SKIP_CAPACITY, (uint64_t)now.tv_sec);
+    }
+}
+
 /* A complete, valid request head is at the start of c->in. */
 static int start_request(sf_client *c, const sf_http_request *req, size_t head_len)
 {
@@ -833,6 +931,7 @@ static int start_request(sf_client *c, const sf_http_request *req, size_t head_l
      * path that matched is the path the upstream sees. */
     x->rt = sf_runtime_ref(s->rt);
     int acq_err = 0;
+    int shadow_sampled = -1; /* legacy serves a route with a shadow: 1 sampled in, 0 out */
     sf_slice target = req->path, npath = {"/", 1}, query = {NULL, 0};
     if (!(req->flags & SF_HTTP_F_ASTERISK_FORM)) {
         const char *qm = memchr(req->path.p, '?', req->path.len);
@@ -866,8 +965,15 @@ static int start_request(sf_client *c, const sf_http_request *req, size_t head_l
         sf_match_input in = {
             req->method, npath, req->headers, req->num_headers, {c->ip, strlen(c->ip)}};
         x->route = sf_route_match(x->rt->table, &in, s->md);
-        if (x->route != NULL && sf_route_decide(x->route, &in, sf_server_random(s)))
+        if (x->route != NULL && x->route->shadow.enabled) {
+            uint32_t bucket = sf_route_bucket(x->route, &in, sf_server_random(s));
+            if (bucket < x->route->cutover_bp)
+                x->be = &x->rt->fns[x->route->function_index];
+            else
+                shadow_sampled = sf_route_shadowed(x->route, bucket) ? 1 : 0;
+        } else if (x->route != NULL && sf_route_decide(x->route, &in, sf_server_random(s))) {
             x->be = &x->rt->fns[x->route->function_index];
+        }
     }
     if (x->be == NULL) {
         x->be = &x->rt->legacy;
@@ -885,7 +991,7 @@ static int start_request(sf_client *c, const sf_http_request *req, size_t head_l
         }
         target = (sf_slice){s->targetbuf, (size_t)n};
         if (x->route->fallback && is_idempotent(req->method)) {
-            x->fb_head = head_copy(c, req, head_len, legacy_target, &x->rt->legacy, &x->fb_len);
+            x->fb_head = head_copy(c, req, head_len, legacy_target, &x->rt->legacy, 0, &x->fb_len);
             if (x->fb_head != NULL && !x->req_done)
                 x->fb_body = evbuffer_new();
         }
@@ -925,6 +1031,8 @@ static int start_request(sf_client *c, const sf_http_request *req, size_t head_l
     }
     if (x->retry_head != NULL)
         x->retry_len = evbuffer_get_length(x->up->out);
+    if (shadow_sampled >= 0)
+        start_shadow(c, req, head_len, npath, query, target, shadow_sampled);
     now_mono(&x->t_up);
     evbuffer_drain(c->in, head_len);
 
@@ -962,22 +1070,7 @@ static void keep_for_fallback(exchange *x, struct evbuffer *out, size_t from)
         x->fb_head = NULL;
         return;
     }
-    struct evbuffer_ptr pos;
-    evbuffer_ptr_set(out, &pos, from, EVBUFFER_PTR_SET);
-    while (len > 0) {
-        struct evbuffer_iovec v[4];
-        int n = evbuffer_peek(out, (ev_ssize_t)len, &pos, v, 4);
-        if (n <= 0)
-            break;
-        if (n > 4)
-            n = 4; /* peek says how many it would need; it filled only 4 */
-        for (int i = 0; i < n && len > 0; i++) {
-            size_t k = v[i].iov_len < len ? v[i].iov_len : len;
-            evbuffer_add(x->fb_body, v[i].iov_base, k);
-            len -= k;
-            evbuffer_ptr_set(out, &pos, k, EVBUFFER_PTR_ADD);
-        }
-    }
+    sf_evbuffer_each(out, from, len, sf_evbuffer_append_fn, x->fb_body);
 }
 
 /* Moves request body bytes from the client to the upstream. */
@@ -1031,6 +1124,8 @@ static int forward_body(sf_client *c)
     }
     if (x->fb_body != NULL)
         keep_for_fallback(x, up->out, before);
+    if (x->shadow != NULL)
+        sf_shadow_body(x->shadow, up->out, before, evbuffer_get_length(up->out) - before);
 
     if (x->req_done) {
         c->state = CS_WAIT;
@@ -1495,6 +1590,8 @@ static int relay_body(sf_client *c)
         size_t avail = evbuffer_get_length(in);
         size_t n = (uint64_t)x->resp_left < avail ? (size_t)x->resp_left : avail;
         if (n > 0) {
+            if (x->shadow != NULL)
+                sf_shadow_primary_body(x->shadow, in, n);
             evbuffer_remove_buffer(in, c->out, n);
             x->resp_left -= (int64_t)n;
             x->bytes_out += n;
@@ -1510,6 +1607,8 @@ static int relay_body(sf_client *c)
                 return -1;
             evbuffer_drain(in, (size_t)f);
             if (dlen > 0) {
+                if (x->shadow != NULL)
+                    sf_shadow_primary_body(x->shadow, in, dlen);
                 x->bytes_out += move_body(in, c->out, dlen, x->client_chunked);
                 sf_chunked_data(&x->resp_ch, dlen);
             }
@@ -1529,6 +1628,8 @@ static int relay_body(sf_client *c)
         size_t n = evbuffer_get_length(in);
         if (n == 0)
             return 0;
+        if (x->shadow != NULL)
+            sf_shadow_primary_body(x->shadow, in, n);
         x->bytes_out += move_body(in, c->out, n, x->client_chunked);
         return 0;
     }
@@ -1579,21 +1680,15 @@ static int process_response(sf_client *c)
             return fallback_to_legacy(c, "request to", why);
         }
         x->status = resp.status;
-        if (x->is_head || resp.status == 204 || resp.status == 304) {
-            x->resp_mode = RM_NONE;
-        } else if (resp.flags & SF_HTTP_F_CHUNKED) {
-            x->resp_mode = RM_CHUNKED;
+        x->resp_mode = (uint8_t)sf_http_response_body(&resp, x->is_head);
+        if (x->resp_mode == RM_CHUNKED)
             sf_chunked_init(&x->resp_ch);
-        } else if (resp.content_length >= 0) {
-            x->resp_mode = resp.content_length > 0 ? RM_LENGTH : RM_NONE;
-            x->resp_left = resp.content_length;
-        } else {
-            x->resp_mode = RM_CLOSE;
-        }
-        x->up_reusable = x->resp_mode != RM_CLOSE && !(resp.flags & SF_HTTP_F_CONN_CLOSE) &&
-                         (resp.minor_version == 1 || (resp.flags & SF_HTTP_F_CONN_KEEPALIVE));
+        x->resp_left = resp.content_length;
+        x->up_reusable = sf_http_response_reusable(&resp, x->resp_mode);
         if (relay_head(c, &resp, (size_t)r) < 0)
             return finalize(c, 502, "out of memory");
+        if (x->shadow != NULL)
+            sf_shadow_primary_head(x->shadow, &resp);
         evbuffer_drain(up->in, (size_t)r);
         x->resp_head = 1;
         free(x->retry_head);

@@ -113,12 +113,7 @@ class Fake:
                     status, body = 404, {"error": "not found"}
                 elif fake.replies:
                     status, body = fake.replies.pop(0)
-                data = body if isinstance(body, bytes) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                json_reply(self, status, body)
 
             def log_message(self, *a):
                 pass
@@ -131,22 +126,6 @@ class Fake:
         while self.close_after is None or self.calls < self.close_after:
             self.srv.handle_request()
         self.srv.server_close()
-
-
-def conf_for(admin_port, token=None):
-    d = tempfile.mkdtemp(prefix="sf-conf-")
-    path = os.path.join(d, "strangler.yaml")
-    with open(path, "w") as f:
-        f.write(f"listen:\n  - address: 127.0.0.1:{free_port()}\n"
-                f"admin:\n  address: 127.0.0.1:{admin_port}\n" +
-                ("  token_file: token\n" if token else "") +
-                "routes_file: routes.yaml\nlog: { level: info, access: off }\n")
-    with open(os.path.join(d, "routes.yaml"), "w") as f:
-        f.write("legacy: http://127.0.0.1:1\nfunctions: {}\nroutes: []\n")
-    if token:
-        with open(os.path.join(d, "token"), "w") as f:
-            f.write(token + "\n")
-    return path
 
 
 def table_lines(out):

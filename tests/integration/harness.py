@@ -306,3 +306,31 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def conf_for(admin_port, token=None):
+    """A strangler.yaml (and routes.yaml, and the token file) for CLI tests that talk to a fake
+    admin API on admin_port; returns its path."""
+    d = tempfile.mkdtemp(prefix="sf-conf-")
+    path = os.path.join(d, "strangler.yaml")
+    with open(path, "w") as f:
+        f.write(f"listen:\n  - address: 127.0.0.1:{free_port()}\n"
+                f"admin:\n  address: 127.0.0.1:{admin_port}\n" +
+                ("  token_file: token\n" if token else "") +
+                "routes_file: routes.yaml\nlog: { level: info, access: off }\n")
+    with open(os.path.join(d, "routes.yaml"), "w") as f:
+        f.write("legacy: http://127.0.0.1:1\nfunctions: {}\nroutes: []\n")
+    if token:
+        with open(os.path.join(d, "token"), "w") as f:
+            f.write(token + "\n")
+    return path
+
+
+def json_reply(handler, status, body):
+    """Answers an http.server request with body (bytes as they are, else as JSON)."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)

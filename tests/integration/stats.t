@@ -239,8 +239,12 @@ t.ok(abs(js["legacy_share"] - share) < 1e-9,
 t.ok(isinstance(js["uptime_s"], int) and 0 <= js["uptime_s"] < 600, "uptime_s", js["uptime_s"])
 routes_js = json.loads(admin_get("/routes")[2])
 t.eq(js["config_version"], routes_js["version"], "config_version is the table's version")
-t.eq(r["cut"]["shadow"], {"match": 0, "mismatch": 0, "noise": 0, "skipped": 0, "error": 0,
-                          "match_ratio": None}, "shadow counters present, empty")
+t.eq({k: r["cut"]["shadow"][k] for k in ("match", "mismatch", "noise", "skipped", "error",
+                                         "match_ratio", "mismatch_ratio_60s")},
+     {"match": 0, "mismatch": 0, "noise": 0, "skipped": 0, "error": 0, "match_ratio": None,
+      "mismatch_ratio_60s": None}, "shadow counters present, empty")
+t.eq(sum(r["cut"]["shadow"]["skipped_by"].values()) + sum(r["cut"]["shadow"]["errors_by"].values()),
+     0, "and their reasons")
 t.eq(js["reloads"], {"ok": 0, "failed": 0, "last_ok": None}, "no reload yet")
 
 series = json.loads(admin_get("/stats?series=1")[2])

@@ -1,0 +1,706 @@
+/* Shadows: each is a small state machine with up to two legs (the function, and for noise
+ * learning legacy asked a second time) and a capture of legacy's answer fed by the client's
+ * exchange. It ends when the exchange and every leg are done: compared, counted, logged, freed. */
+#include "shadow.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include "compare.h"
+#include "diffs.h"
+#include "log.h"
+#include "netio.h"
+
+#define RESP_HEAD_MAX 65536
+#define KEEP_HEADERS  16 /* headers a capture keeps: content-type and the compared ones */
+
+enum {
+    RM_NONE = SF_HTTP_BODY_NONE,
+    RM_LENGTH = SF_HTTP_BODY_LENGTH,
+    RM_CHUNKED = SF_HTTP_BODY_CHUNKED,
+    RM_CLOSE = SF_HTTP_BODY_CLOSE
+};
+
+/* One response as the comparison needs it: status, a few headers, the body up to
+ * compare_body_bytes and the digest of all of it. */
+struct capture {
+    int status;
+    sf_http_header hdrs[KEEP_HEADERS]; /* slices of the copies below */
+    char *owned[2 * KEEP_HEADERS];     /* malloc'd names and values */
+    size_t nhdrs;
+    struct evbuffer *body;
+    size_t cap; /* bytes kept: compare_body_bytes, 0 when bodies are not compared */
+    uint64_t total;
+    const EVP_MD *sha256; /* the server's, fetched once */
+    EVP_MD_CTX *md;       /* hashing, only once the body outgrew cap: NULL before */
+    unsigned char digest[32];
+    int final; /* digest computed: no more bytes */
+};
+
+struct leg {
+    sf_shadow *sh;
+    sf_backend *be;
+    sf_upconn *up;
+    char *head; /* kept for one replay on a fresh connection when a pooled one was dead */
+    size_t head_len;
+    struct capture cap;
+    sf_chunked ch;
+    int64_t left;
+    int fail; /* sf_stats_shadow_reason, -1: none */
+    uint8_t mode;
+    unsigned active : 1, running : 1, resp_head : 1, complete : 1, reusable : 1, retried : 1;
+};
+
+struct sf_shadow {
+    sf_server *srv;
+    sf_runtime *rt;
+    const sf_route *route;
+    int slot;
+    struct leg fn, learn;
+    struct capture primary;
+    uint64_t body_sent;
+    int abandoned; /* sf_stats_shadow_reason it was given up for, -1: not */
+    unsigned primary_done : 1, primary_ok : 1, primary_head : 1, is_head : 1, has_body : 1,
+        has_log : 1, freeing : 1;
+    sf_access_entry log;
+    char *request_id, *method, *path, *client, *route_name, *backend, *error;
+    TAILQ_ENTRY(sf_shadow) link;
+};
+
+struct sf_shadows {
+    TAILQ_HEAD(, sf_shadow) list;
+    EVP_MD *sha256; /* fetched once: a fetch per capture takes a lock */
+    uint32_t inflight;
+    uint32_t *route_inflight; /* by stats slot */
+    struct sf_noise **noise;  /* by stats slot */
+    size_t nslots;
+};
+
+static void leg_finish(struct leg *g, int fail);
+static void maybe_end(sf_shadow *sh);
+
+/* ---- captures ---- */
+
+/* A capture keeping cap body bytes; with body_wanted 0 (compare.body: none), none at all. */
+static int capture_init(struct capture *c, const sf_server *s, int body_wanted)
+{
+    memset(c, 0, sizeof(*c));
+    c->cap = body_wanted ? s->cfg->shadow_compare_body_bytes : 0;
+    c->sha256 = body_wanted ? s->shadows->sha256 : NULL;
+    c->body = evbuffer_new();
+    return c->body != NULL ? 0 : -1;
+}
+
+static void capture_dispose(struct capture *c)
+{
+    for (size_t i = 0; i < 2 * c->nhdrs; i++)
+        free(c->owned[i]);
+    if (c->body != NULL)
+        evbuffer_free(c->body);
+    EVP_MD_CTX_free(c->md);
+    memset(c, 0, sizeof(*c));
+}
+
+static void capture_digest(void *arg, const void *bytes, size_t n)
+{
+    EVP_DigestUpdate(arg, bytes, n);
+}
+
+static int header_wanted(const sf_shadow_conf *conf, sf_slice name)
+{
+    if (SF_HTTP_NAME_IS(name, "content-type"))
+        return 1;
+    for (size_t i = 0; i < conf->ncompare_headers; i++)
+        if (strlen(conf->compare_headers[i]) == name.len &&
+            strncasecmp(conf->compare_headers[i], name.p, name.len) == 0)
+            return 1;
+    return 0;
+}
+
+static char *slice_dup(sf_slice s)
+{
+    char *p = malloc(s.len + 1);
+    if (p != NULL) {
+        memcpy(p, s.p, s.len);
+        p[s.len] = '\0';
+    }
+    return p;
+}
+
+static void capture_head(struct capture *c, const sf_shadow_conf *conf, const sf_http_response *r)
+{
+    c->status = r->status;
+    for (size_t i = 0; i < r->num_headers && c->nhdrs < KEEP_HEADERS; i++) {
+        if (!header_wanted(conf, r->headers[i].name))
+            continue;
+        char *n = slice_dup(r->headers[i].name), *v = slice_dup(r->headers[i].value);
+        if (n == NULL || v == NULL) {
+            free(n);
+            free(v);
+            continue;
+        }
+        c->owned[2 * c->nhdrs] = n;
+        c->owned[2 * c->nhdrs + 1] = v;
+        c->hdrs[c->nhdrs++] =
+            (sf_http_header){{n, r->headers[i].name.len}, {v, r->headers[i].value.len}};
+    }
+}
+
+/* The body outgrew what is kept: from now on it is compared by digest, which starts with the
+ * bytes kept so far. A body that fits is compared by its bytes, never hashed. */
+static void start_digest(struct capture *c)
+{
+    c->md = EVP_MD_CTX_new();
+    if (c->md == NULL || !EVP_DigestInit_ex(c->md, c->sha256, NULL)) {
+        EVP_MD_CTX_free(c->md);
+        c->md = NULL;
+        c->sha256 = NULL; /* compared by the bytes kept and the lengths, noted by compare */
+        return;
+    }
+    sf_evbuffer_each(c->body, 0, evbuffer_get_length(c->body), capture_digest, c->md);
+}
+
+static void capture_bytes(void *arg, const void *bytes, size_t n)
+{
+    struct capture *c = arg;
+    if (c->final)
+        return;
+    size_t kept = evbuffer_get_length(c->body);
+    if (c->md == NULL && c->sha256 != NULL && kept + n > c->cap)
+        start_digest(c);
+    if (c->md != NULL)
+        EVP_DigestUpdate(c->md, bytes, n);
+    if (kept < c->cap)
+        evbuffer_add(c->body, bytes, n < c->cap - kept ? n : c->cap - kept);
+    c->total += n;
+}
+
+/* The first len bytes of src. */
+static void capture_body(struct capture *c, struct evbuffer *src, size_t len)
+{
+    sf_evbuffer_each(src, 0, len, capture_bytes, c);
+}
+
+static void capture_side(struct capture *c, sf_cmp_side *side)
+{
+    unsigned dlen = 0;
+    if (!c->final && c->md != NULL)
+        EVP_DigestFinal_ex(c->md, c->digest, &dlen);
+    c->final = 1;
+    size_t kept = evbuffer_get_length(c->body);
+    memset(side, 0, sizeof(*side));
+    side->status = c->status;
+    side->headers = c->hdrs;
+    side->nheaders = c->nhdrs;
+    side->body = kept > 0 ? (const char *)evbuffer_pullup(c->body, -1) : "";
+    side->body_len = kept;
+    side->body_total = c->total;
+    side->body_truncated = c->total > kept;
+    side->sha256 = c->md != NULL ? c->digest : NULL;
+}
+
+/* ---- the whole server's shadows ---- */
+
+struct sf_shadows *sf_shadows_create(void)
+{
+    struct sf_shadows *all = calloc(1, sizeof(*all));
+    if (all == NULL)
+        return NULL;
+    TAILQ_INIT(&all->list);
+    all->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (all->sha256 == NULL) {
+        free(all);
+        return NULL;
+    }
+    return all;
+}
+
+static void shadow_free(sf_shadow *sh);
+
+void sf_shadows_destroy(struct sf_shadows *all)
+{
+    if (all == NULL)
+        return;
+    sf_shadow *sh;
+    while ((sh = TAILQ_FIRST(&all->list)) != NULL) {
+        /* at exit: the exchange's line still goes out, its shadow unfinished */
+        if (sh->has_log) {
+            sh->log.shadow = sf_stats_shadow_result_name(SF_STATS_SHADOW_ERROR);
+            sf_accesslog_write(sh->srv->alog, &sh->log);
+        }
+        shadow_free(sh);
+    }
+    for (size_t i = 0; i < all->nslots; i++)
+        sf_noise_destroy(all->noise[i]);
+    free(all->noise);
+    free(all->route_inflight);
+    EVP_MD_free(all->sha256);
+    free(all);
+}
+
+/* Makes the per-slot arrays cover slot. */
+static int cover(struct sf_shadows *all, int slot)
+{
+    if ((size_t)slot < all->nslots)
+        return 0;
+    size_t n = (size_t)slot + 16;
+    uint32_t *ri = realloc(all->route_inflight, n * sizeof(*ri));
+    if (ri == NULL)
+        return -1;
+    all->route_inflight = ri;
+    struct sf_noise **nz = realloc(all->noise, n * sizeof(*nz));
+    if (nz == NULL)
+        return -1;
+    all->noise = nz;
+    for (size_t i = all->nslots; i < n; i++) {
+        ri[i] = 0;
+        nz[i] = NULL;
+    }
+    all->nslots = n;
+    return 0;
+}
+
+struct sf_noise *sf_shadows_noise(struct sf_shadows *all, int slot)
+{
+    return all != NULL && slot >= 0 && (size_t)slot < all->nslots ? all->noise[slot] : NULL;
+}
+
+int sf_shadow_admit(sf_server *s, const sf_route *r, int slot)
+{
+    struct sf_shadows *all = s->shadows;
+    if (cover(all, slot) < 0)
+        return SF_STATS_SKIP_CAPACITY;
+    if (all->inflight >= s->cfg->shadow_max_inflight ||
+        all->route_inflight[slot] >= r->shadow.max_inflight)
+        return SF_STATS_SKIP_CAPACITY;
+    return -1;
+}
+
+/* ---- legs ---- */
+
+static void up_read(void *owner, sf_upconn *up, ssize_t n, int err);
+static void up_connect(void *owner, sf_upconn *up, int err);
+static void up_drained(void *owner, sf_upconn *up);
+static void up_write_error(void *owner, sf_upconn *up, int err);
+static void up_timeout(void *owner, sf_upconn *up);
+
+static const sf_upconn_ops leg_ops = {up_read, up_connect, up_drained, up_write_error, up_timeout};
+
+static uint64_t now_sec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec;
+}
+
+/* Opens the leg's connection and queues its head. Returns -1 (the leg failed) when no socket
+ * could be started. */
+static int leg_open(struct leg *g, int fresh)
+{
+    sf_server *s = g->sh->srv;
+    g->up = sf_pool_acquire(g->be->pool, g, &leg_ops, fresh);
+    if (g->up == NULL)
+        return -1;
+    evbuffer_add(g->up->out, g->head, g->head_len);
+    sf_upconn_set_timer(g->up, g->up->connecting ? s->tv_up_connect : g->be->tv_response);
+    sf_upconn_flush(g->up);
+    return 0;
+}
+
+static int leg_start(sf_shadow *sh, struct leg *g, sf_backend *be, char *head, size_t head_len)
+{
+    g->sh = sh;
+    g->be = be;
+    g->head = head;
+    g->head_len = head_len;
+    g->fail = -1;
+    g->active = 1;
+    g->running = 1;
+    if (capture_init(&g->cap, sh->srv, sh->route->shadow.body_mode != SF_BODY_NONE) < 0)
+        return -1;
+    return leg_open(g, 0);
+}
+
+/* The leg is over: fail is its sf_stats_shadow_reason, -1 when it answered in full. */
+static void leg_finish(struct leg *g, int fail)
+{
+    if (!g->running)
+        return;
+    g->running = 0;
+    g->fail = fail;
+    if (g->up != NULL) {
+        if (fail < 0 && g->reusable)
+            sf_pool_release(g->up, 1);
+        else
+            sf_upconn_close(g->up, fail >= 0);
+        g->up = NULL;
+    }
+    sf_shadow *sh = g->sh;
+    if (g == &sh->fn) {
+        struct sf_shadows *all = sh->srv->shadows;
+        all->inflight--;
+        all->route_inflight[sh->slot]--;
+    }
+    maybe_end(sh);
+}
+
+static int upstream_kind_reason(int err)
+{
+    return err == ETIMEDOUT ? SF_STATS_ERR_TIMEOUT : SF_STATS_ERR_RESET;
+}
+
+/* Consumes response bytes; returns 1 when the response is complete, 0 for more, -1 on a
+ * framing error. */
+static int leg_body(struct leg *g)
+{
+    struct evbuffer *in = g->up->in;
+    switch (g->mode) {
+    case RM_NONE:
+        return 1;
+    case RM_LENGTH: {
+        size_t avail = evbuffer_get_length(in);
+        size_t n = (uint64_t)g->left < avail ? (size_t)g->left : avail;
+        capture_body(&g->cap, in, n);
+        evbuffer_drain(in, n);
+        g->left -= (int64_t)n;
+        return g->left == 0;
+    }
+    case RM_CHUNKED: {
+        struct evbuffer_iovec v;
+        while (evbuffer_peek(in, -1, NULL, &v, 1) > 0 && v.iov_len > 0) {
+            size_t dlen;
+            ssize_t f = sf_chunked_parse(&g->ch, v.iov_base, v.iov_len, &dlen);
+            if (f < 0)
+                return -1;
+            evbuffer_drain(in, (size_t)f);
+            if (dlen > 0) {
+                capture_body(&g->cap, in, dlen);
+                evbuffer_drain(in, dlen);
+                sf_chunked_data(&g->ch, dlen);
+            }
+            if (sf_chunked_done(&g->ch))
+                return 1;
+            if (f == 0 && dlen == 0)
+                break;
+        }
+        return 0;
+    }
+    default: { /* RM_CLOSE: the body ends with the connection */
+        size_t n = evbuffer_get_length(in);
+        capture_body(&g->cap, in, n);
+        evbuffer_drain(in, n);
+        return 0;
+    }
+    }
+}
+
+static void leg_response(struct leg *g)
+{
+    sf_server *s = g->sh->srv;
+    sf_upconn *up = g->up;
+    while (!g->resp_head) {
+        size_t len = evbuffer_get_length(up->in);
+        if (len == 0)
+            return;
+        size_t look = len < RESP_HEAD_MAX + 64 ? len : RESP_HEAD_MAX + 64;
+        const char *buf = (const char *)evbuffer_pullup(up->in, (ev_ssize_t)look);
+        sf_http_response resp;
+        sf_http_limits lim = {RESP_HEAD_MAX, s->hdrs_cap};
+        ssize_t r = sf_http_parse_response(buf, look, &resp, s->hdrs, s->hdrs_cap, &lim);
+        if (r == SF_HTTP_INCOMPLETE)
+            return;
+        if (r < 0 || resp.status == 101) {
+            leg_finish(g, SF_STATS_ERR_PROTOCOL);
+            return;
+        }
+        if (resp.status < 200) {
+            evbuffer_drain(up->in, (size_t)r);
+            continue;
+        }
+        capture_head(&g->cap, &g->sh->route->shadow, &resp);
+        g->mode = (uint8_t)sf_http_response_body(&resp, g->sh->is_head);
+        if (g->mode == RM_CHUNKED)
+            sf_chunked_init(&g->ch);
+        g->left = resp.content_length;
+        g->reusable = sf_http_response_reusable(&resp, g->mode);
+        evbuffer_drain(up->in, (size_t)r);
+        g->resp_head = 1;
+    }
+    int done = leg_body(g);
+    if (done < 0) {
+        leg_finish(g, SF_STATS_ERR_PROTOCOL);
+    } else if (done) {
+        if (evbuffer_get_length(up->in) > 0)
+            g->reusable = 0;
+        g->complete = 1;
+        leg_finish(g, -1);
+    }
+}
+
+static void up_read(void *owner, sf_upconn *up, ssize_t n, int err)
+{
+    struct leg *g = owner;
+    if (n > 0) {
+        sf_upconn_set_timer(up, g->be->tv_response);
+        leg_response(g);
+        return;
+    }
+    if (!g->resp_head && evbuffer_get_length(up->in) == 0 && up->reused && !g->retried &&
+        !g->sh->has_body) {
+        /* a pooled connection the function had closed: once more on a fresh one */
+        g->retried = 1;
+        sf_upconn_close(up, 1);
+        g->up = NULL;
+        if (leg_open(g, 1) < 0)
+            leg_finish(g, SF_STATS_ERR_CONNECT);
+        return;
+    }
+    if (g->resp_head && g->mode == RM_CLOSE) {
+        g->reusable = 0;
+        g->complete = 1;
+        leg_finish(g, -1);
+        return;
+    }
+    leg_finish(g, n < 0 ? upstream_kind_reason(err) : SF_STATS_ERR_RESET);
+}
+
+static void up_connect(void *owner, sf_upconn *up, int err)
+{
+    struct leg *g = owner;
+    if (err != 0) {
+        leg_finish(g, SF_STATS_ERR_CONNECT);
+        return;
+    }
+    sf_upconn_set_timer(up, g->be->tv_response);
+    sf_upconn_flush(up);
+}
+
+static void up_drained(void *owner, sf_upconn *up)
+{
+    (void)owner;
+    (void)up;
+}
+
+static void up_write_error(void *owner, sf_upconn *up, int err)
+{
+    (void)up;
+    (void)err;
+    leg_finish(owner, SF_STATS_ERR_RESET);
+}
+
+static void up_timeout(void *owner, sf_upconn *up)
+{
+    leg_finish(owner, up->connecting ? SF_STATS_ERR_CONNECT : SF_STATS_ERR_TIMEOUT);
+}
+
+/* ---- a shadow ---- */
+
+static char *dup_or_null(const char *s)
+{
+    return s != NULL ? strdup(s) : NULL;
+}
+
+static void shadow_free(sf_shadow *sh)
+{
+    sh->freeing = 1; /* closing a running leg below must not end the shadow again */
+    struct leg *legs[2] = {&sh->fn, &sh->learn};
+    for (int i = 0; i < 2; i++) {
+        struct leg *g = legs[i];
+        if (g->running)
+            leg_finish(g, SF_STATS_ERR_RESET);
+        capture_dispose(&g->cap);
+        free(g->head);
+    }
+    capture_dispose(&sh->primary);
+    TAILQ_REMOVE(&sh->srv->shadows->list, sh, link);
+    sf_runtime_unref(sh->rt);
+    free(sh->request_id);
+    free(sh->method);
+    free(sh->path);
+    free(sh->client);
+    free(sh->route_name);
+    free(sh->backend);
+    free(sh->error);
+    free(sh);
+}
+
+sf_shadow *sf_shadow_start(sf_server *s, const sf_shadow_params *p)
+{
+    struct sf_shadows *all = s->shadows;
+    sf_shadow *sh = calloc(1, sizeof(*sh));
+    if (sh == NULL || cover(all, p->slot) < 0) {
+        free(sh);
+        free(p->fn_head);
+        free(p->learn_head);
+        return NULL;
+    }
+    sh->srv = s;
+    sh->rt = sf_runtime_ref(p->rt);
+    sh->route = p->route;
+    sh->slot = p->slot;
+    sh->abandoned = -1;
+    sh->fn.fail = sh->learn.fail = -1;
+    sh->has_body = p->has_body ? 1 : 0;
+    sh->is_head = strcmp(p->method, "HEAD") == 0;
+    sh->request_id = strdup(p->request_id);
+    sh->method = strdup(p->method);
+    sh->path = strdup(p->path);
+    TAILQ_INSERT_TAIL(&all->list, sh, link);
+    all->inflight++;
+    all->route_inflight[p->slot]++;
+    if (all->noise[p->slot] == NULL && p->route->shadow.learn_noise)
+        all->noise[p->slot] = sf_noise_create();
+    if (capture_init(&sh->primary, s, p->route->shadow.body_mode != SF_BODY_NONE) < 0 ||
+        leg_start(sh, &sh->fn, p->fn, p->fn_head, p->fn_head_len) < 0) {
+        if (sh->fn.head == NULL)
+            free(p->fn_head);
+        if (!sh->fn.running) {
+            /* never started: undo the in-flight count leg_finish would have undone */
+            all->inflight--;
+            all->route_inflight[p->slot]--;
+        } else {
+            leg_finish(&sh->fn, SF_STATS_ERR_CONNECT);
+        }
+    }
+    if (p->learn_head != NULL &&
+        leg_start(sh, &sh->learn, &p->rt->legacy, p->learn_head, p->learn_head_len) < 0)
+        leg_finish(&sh->learn, SF_STATS_ERR_CONNECT);
+    return sh;
+}
+
+/* Gives the shadow up (counted once, as why); it still ends with the client's exchange. */
+static void abandon(sf_shadow *sh, int why)
+{
+    if (sh->abandoned >= 0)
+        return;
+    sh->abandoned = why;
+    sf_stats_record_shadow_reason(sh->srv->stats, sh->slot, (sf_stats_shadow_reason)why, now_sec());
+    leg_finish(&sh->fn, why);
+    leg_finish(&sh->learn, why);
+}
+
+void sf_shadow_body(sf_shadow *sh, struct evbuffer *src, size_t from, size_t len)
+{
+    if (sh->abandoned >= 0 || len == 0)
+        return;
+    sh->body_sent += len;
+    if (sh->body_sent > sh->srv->cfg->shadow_max_body_bytes) {
+        /* even when the function answered early: the request was not shadowed whole */
+        abandon(sh, SF_STATS_SKIP_BODY);
+        return;
+    }
+    if (!sh->fn.running)
+        return;
+    sf_evbuffer_each(src, from, len, sf_evbuffer_append_fn, sh->fn.up->out);
+    sf_upconn_flush(sh->fn.up);
+}
+
+void sf_shadow_primary_head(sf_shadow *sh, const sf_http_response *resp)
+{
+    capture_head(&sh->primary, &sh->route->shadow, resp);
+    sh->primary_head = 1;
+}
+
+void sf_shadow_primary_body(sf_shadow *sh, struct evbuffer *src, size_t len)
+{
+    if (sh->abandoned < 0)
+        capture_body(&sh->primary, src, len);
+}
+
+void sf_shadow_primary_done(sf_shadow *sh, int ok, const sf_access_entry *log)
+{
+    sh->primary_done = 1;
+    sh->primary_ok = ok && sh->primary_head ? 1 : 0;
+    if (log != NULL) {
+        sh->log = *log;
+        sh->request_id = sh->request_id != NULL ? sh->request_id : dup_or_null(log->request_id);
+        sh->client = dup_or_null(log->client);
+        sh->route_name = dup_or_null(log->route);
+        sh->backend = dup_or_null(log->backend);
+        sh->error = dup_or_null(log->error);
+        sh->log.request_id = sh->request_id;
+        sh->log.method = sh->method;
+        sh->log.path = sh->path;
+        sh->log.client = sh->client;
+        sh->log.route = sh->route_name;
+        sh->log.backend = sh->backend;
+        sh->log.error = sh->error;
+        sh->has_log = 1;
+    }
+    maybe_end(sh);
+}
+
+/* Compares legacy's answer with the function's: the outcome, counted; a mismatch kept. */
+static int compare(sf_shadow *sh)
+{
+    sf_server *s = sh->srv;
+    sf_cmp_side legacy, fn;
+    sf_cmp_outcome out;
+    capture_side(&sh->primary, &legacy);
+    capture_side(&sh->fn.cap, &fn);
+    struct sf_noise *noise = sf_shadows_noise(s->shadows, sh->slot);
+    if (sf_compare(&sh->route->shadow, noise, &legacy, &fn, &out) < 0)
+        return SF_STATS_SHADOW_ERROR;
+    int result = out.result == SF_CMP_MATCH   ? SF_STATS_SHADOW_MATCH
+                 : out.result == SF_CMP_NOISE ? SF_STATS_SHADOW_NOISE
+                                              : SF_STATS_SHADOW_MISMATCH;
+    if (result == SF_STATS_SHADOW_MISMATCH && s->diffs != NULL) {
+        sf_diff_item items[32];
+        size_t n = out.ndiffs < 32 ? out.ndiffs : 32;
+        for (size_t i = 0; i < n; i++)
+            items[i] =
+                (sf_diff_item){out.diffs[i].path, out.diffs[i].legacy, out.diffs[i].function};
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        sf_diffs_record(s->diffs, sh->route->name, sh->request_id,
+                        (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, sh->method, sh->path,
+                        legacy.status, fn.status, items, n, out.more + (out.ndiffs - n));
+    }
+    sf_cmp_outcome_dispose(&out);
+    sf_stats_record_shadow(s->stats, sh->slot, (sf_stats_shadow_result)result, now_sec());
+    return result;
+}
+
+/* Legacy's second answer against its first: what differs is noise for the route. */
+static void learn(sf_shadow *sh)
+{
+    struct sf_noise *noise = sf_shadows_noise(sh->srv->shadows, sh->slot);
+    if (noise == NULL || !sh->learn.complete || !sh->primary_ok)
+        return;
+    sf_cmp_side first, second;
+    capture_side(&sh->primary, &first);
+    capture_side(&sh->learn.cap, &second);
+    if (first.status == second.status && first.status < 500)
+        sf_noise_learn(noise, &first, &second);
+}
+
+static void maybe_end(sf_shadow *sh)
+{
+    if (sh->freeing || !sh->primary_done || sh->fn.running || sh->learn.running)
+        return;
+    int result;
+    if (sh->abandoned >= 0) {
+        result = SF_STATS_SHADOW_SKIPPED; /* counted when it was given up */
+    } else if (!sh->primary_ok || sh->primary.status >= 500) {
+        sf_stats_record_shadow_reason(sh->srv->stats, sh->slot, SF_STATS_SKIP_PRIMARY, now_sec());
+        result = SF_STATS_SHADOW_SKIPPED;
+    } else if (sh->fn.fail >= 0 || sh->fn.cap.status >= 500) {
+        int why = sh->fn.fail >= 0 ? sh->fn.fail : SF_STATS_ERR_5XX;
+        sf_stats_record_shadow_reason(sh->srv->stats, sh->slot, (sf_stats_shadow_reason)why,
+                                      now_sec());
+        result = SF_STATS_SHADOW_ERROR;
+    } else {
+        learn(sh); /* first, so that this very comparison knows the noise */
+        result = compare(sh);
+    }
+    if (sh->has_log) {
+        sh->log.shadow = sf_stats_shadow_result_name(result);
+        sf_accesslog_write(sh->srv->alog, &sh->log);
+    }
+    shadow_free(sh);
+}
