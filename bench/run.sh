@@ -5,7 +5,8 @@
 #   bash bench/run.sh           (from anywhere; uses the repository it lives in)
 #
 # Targets, all in front of the SAME upstream (an nginx with one worker that
-# serves /100, /64k and a POST sink /post from its own temp prefix):
+# serves /100, /64k, a POST sink /post and the JSON documents /json,
+# /json-shadow and /json-alt from its own temp prefix):
 #   direct     wrk -> upstream
 #   strangler  wrk -> bin/strangler run (workers: 1, access log off) -> upstream
 #   nginx      wrk -> nginx (1 worker, HTTP/1.1 keepalive pool)    -> upstream
@@ -17,6 +18,22 @@
 # /proc/PID/stat (utime+stime of the process and its children) before and
 # after each run.
 #
+# Shadow cost (DESIGN §4 shadow, §5 step 6): json-c50 GETs a 1.7 KB JSON
+# document (bench/data/order.json) through a route with no shadow;
+# json-shadow-c50 GETs the same document through a route that also sends every
+# request to its function (the same upstream, path rewritten to /json-alt:
+# bench/data/order-reordered.json, the same data with keys in another order and
+# numbers written differently, 1.0 for 1) and compares the bodies as JSON: not
+# byte-identical, so both are parsed every time, and they must come out as a
+# match (checked once before measuring). json-paced-c50 and
+# json-shadow-paced-c50 are the same with each connection pausing 10 ms on
+# average between requests (bench/wrk-paced.lua): the primary's latency with
+# the proxy below saturation. These workloads
+# alternate within each round. Only strangler shadows: the shadowed and paced
+# workloads are n/a for the other targets (their json-c50 row is the plain
+# proxying of the same document). The report gives strangler's CPU per request
+# with the shadow / without, primary p99, and the route's shadow counters.
+#
 # Output: a markdown report on stdout, also written to bench/out/latest.md
 # (raw per-run figures in bench/out/latest.tsv). Progress goes to stderr.
 #
@@ -27,7 +44,8 @@
 #   BENCH_THREADS   wrk threads [1]
 #   BENCH_TARGETS   subset/order of: direct strangler nginx haproxy [all four]
 #   BENCH_WORKLOADS subset of: get100-c50 get100-c200 get64k-c50 get64k-c200
-#                   post1m-c50 post1m-c200 [all but post1m-c200]
+#                   post1m-c50 post1m-c200 json-c50 json-shadow-c50
+#                   json-paced-c50 json-shadow-paced-c50 [all but post1m-c200]
 #   BENCH_CPU_PROXY / BENCH_CPU_LOAD   CPUs for the proxy / for wrk+upstream [1 / 0]
 #   BENCH_OTHER_MAX a run during which other processes used more than this
 #                   share of a core (%) on the target's CPUs is repeated (twice
@@ -37,7 +55,8 @@
 #   BENCH_OUT       report path [bench/out/latest.md]
 #   STRANGLER NGINX HAPROXY WRK   binaries [bin/strangler /usr/sbin/nginx
 #                   /usr/sbin/haproxy wrk]
-# With defaults: 5 workloads x 4 targets x 3 rounds x (4+1) s, about 5.5 min.
+# With defaults: (6 workloads x 4 targets + 3 strangler-only workloads) x 3
+# rounds x (4+1) s, about 7.5 min.
 
 set -u -o pipefail
 
@@ -49,7 +68,7 @@ WARMUP=${BENCH_WARMUP:-1}
 ROUNDS=${BENCH_ROUNDS:-3}
 THREADS=${BENCH_THREADS:-1}
 TARGETS=${BENCH_TARGETS:-direct strangler nginx haproxy}
-WORKLOADS=${BENCH_WORKLOADS:-get100-c50 get100-c200 get64k-c50 get64k-c200 post1m-c50}
+WORKLOADS=${BENCH_WORKLOADS:-get100-c50 get100-c200 get64k-c50 get64k-c200 post1m-c50 json-c50 json-shadow-c50 json-paced-c50 json-shadow-paced-c50}
 CPU_PROXY=${BENCH_CPU_PROXY:-1}
 CPU_LOAD=${BENCH_CPU_LOAD:-0}
 KEEP=${BENCH_KEEP:-0}
@@ -77,6 +96,9 @@ done
 ((THREADS >= 1)) || die "BENCH_THREADS must be at least 1"
 
 # ---------------------------------------------------------------- workloads
+JSON_DOC=$BENCH_DIR/data/order.json JSON_ALT=$BENCH_DIR/data/order-reordered.json
+[[ -f $JSON_DOC && -f $JSON_ALT ]] || die "missing $JSON_DOC or $JSON_ALT"
+JSON_BYTES=$(wc -c <"$JSON_DOC")
 declare -A WL_LABEL WL_PATH WL_CONNS WL_BODY WL_EXPECT
 def_wl() { WL_LABEL[$1]=$2 WL_PATH[$1]=$3 WL_CONNS[$1]=$4 WL_BODY[$1]=$5 WL_EXPECT[$1]=$6; }
 #      name         label                   path  conns body    expected response body bytes
@@ -86,6 +108,28 @@ def_wl get64k-c50 "GET 64 KiB, 50 conns" /64k 50 0 65536
 def_wl get64k-c200 "GET 64 KiB, 200 conns" /64k 200 0 65536
 def_wl post1m-c50 "POST 1 MiB, 50 conns" /post 50 1048576 3
 def_wl post1m-c200 "POST 1 MiB, 200 conns" /post 200 1048576 3
+def_wl json-c50 "GET JSON 1.7 KB, 50 conns" /json 50 0 "$JSON_BYTES"
+def_wl json-shadow-c50 "GET JSON 1.7 KB + shadow, 50 conns" /json-shadow 50 0 "$JSON_BYTES"
+def_wl json-paced-c50 "GET JSON 1.7 KB, 50 conns paced" /json 50 0 "$JSON_BYTES"
+def_wl json-shadow-paced-c50 "GET JSON 1.7 KB + shadow, 50 conns paced" /json-shadow 50 0 "$JSON_BYTES"
+# Paced: each connection waits this many ms on average after a response (bench/wrk-paced.lua),
+# about 4,500 req/s in all, so that the shadowed route's primary latency is compared with the
+# proxy below saturation, not with its queue.
+PACE_MS=10
+declare -A WL_DELAY=([json-paced-c50]=$PACE_MS [json-shadow-paced-c50]=$PACE_MS)
+# The shadow route (its name in bench/routes.yaml.in), the workload pairs (shadowed,
+# baseline), and the targets that can run a workload (default: all).
+SHADOW_ROUTE=json-shadow
+SHADOW_PAIRS=("json-shadow-c50 json-c50" "json-shadow-paced-c50 json-paced-c50")
+declare -A WL_ONLY=([json-shadow-c50]=strangler [json-paced-c50]=strangler [json-shadow-paced-c50]=strangler)
+declare -A WL_NA=(
+	[json-shadow-c50]="only strangler shadows and compares (the ${WL_LABEL[json-c50]} row is this target's plain proxying of the same document)"
+	[json-shadow-paced-c50]="only strangler shadows and compares"
+	[json-paced-c50]="the baseline of strangler's paced shadow workload only"
+)
+# Workloads of one group alternate within each round, so that their ratios compare runs
+# seconds apart.
+declare -A WL_GROUP=([json-c50]=json [json-shadow-c50]=json [json-paced-c50]=json [json-shadow-paced-c50]=json)
 for w in $WORKLOADS; do
 	[[ -n ${WL_PATH[$w]:-} ]] || die "unknown workload '$w' (known: ${!WL_PATH[*]})"
 	((WL_CONNS[$w] >= THREADS)) || die "workload $w: fewer connections than wrk threads"
@@ -235,6 +279,9 @@ UPD=$TMP/upstream
 nginx_dirs "$UPD"
 head -c 65536 /dev/zero | tr '\0' 'x' >"$UPD/www/64k"
 : >"$UPD/www/post" # must exist: see the /post location in nginx-upstream.conf.in
+cp "$JSON_DOC" "$UPD/www/json"
+cp "$JSON_DOC" "$UPD/www/json-shadow"
+cp "$JSON_ALT" "$UPD/www/json-alt"
 BODY100=$(printf 'strangler bench 100-byte body %070d' 0) # 30 + 70 = 100 bytes
 ((${#BODY100} == 100)) || die "internal: 100-byte body is ${#BODY100} bytes"
 render "$BENCH_DIR/nginx-upstream.conf.in" "$UPD/nginx.conf" DIR="$UPD" PORT="$UP_PORT" BODY100="$BODY100"
@@ -302,14 +349,63 @@ done
 # --- correctness check of every (target, workload) before measuring it
 POSTBODY=$TMP/post.body
 head -c 1048576 /dev/zero | tr '\0' 'x' >"$POSTBODY"
-declare -A BAD # "target workload" -> why it is not measured
+declare -A BAD # "target workload" -> why it is not measured ("n/a: ..." when it cannot be)
+
+# shadow_counters ROUTE: strangler's shadow counters of ROUTE from its /stats as
+# "requests=N match=N mismatch=N noise=N skipped=N error=N" followed by the
+# non-zero reasons (e.g. primary_failed=N); nothing when /stats cannot be read.
+shadow_counters() {
+	local j sh k v kv fields=()
+	j=$(curl -s --max-time 5 "http://127.0.0.1:$STR_ADMIN/stats" | tr -d ' \t\r\n')
+	[[ $j == *'"name":"'"$1"'"'*'"shadow":{'* ]] || return 0
+	# From that route's object on, its first "shadow" object is its own; that object
+	# ends where its last member, errors_by, does ("}}").
+	j=${j#*'"name":"'"$1"'"'}
+	sh=${j#*'"shadow":{'}
+	sh=${sh%%'}}'*}
+	# requests.legacy is the route's first "legacy" member
+	v=$(grep -o '"legacy":[0-9]*' <<<"${j%%'"shadow":{'*}" | head -n 1)
+	fields+=("requests=${v#*:}")
+	for k in match mismatch noise skipped error; do
+		v=$(grep -o "\"$k\":[0-9]*" <<<"$sh" | head -n 1)
+		fields+=("$k=${v#*:}")
+	done
+	for kv in $(grep -o '"[a-z0-9_]*":[1-9][0-9]*' <<<"${sh#*'"skipped_by":{'}" | tr -d '"'); do
+		fields+=("${kv/:/=}")
+	done
+	echo "${fields[*]}"
+}
+counter() { # NAME "k=v k=v ...": the value of NAME, empty when absent
+	local kv
+	for kv in $2; do [[ ${kv%%=*} == "$1" ]] && { echo "${kv#*=}"; return; }; done
+}
+
 check_pair() { # TARGET WORKLOAD
-	local t=$1 w=$2 url got args=()
+	local t=$1 w=$2 url got args=() before after i
+	if [[ -n ${WL_ONLY[$w]:-} && " ${WL_ONLY[$w]} " != *" $t "* ]]; then
+		BAD["$t $w"]="n/a: ${WL_NA[$w]:-not run for this target}"
+		return
+	fi
 	url=http://127.0.0.1:${PORT[$t]}${WL_PATH[$w]}
 	((WL_BODY[$w] > 0)) && args=(-H 'Expect:' -H 'Content-Type: application/octet-stream' --data-binary "@$POSTBODY")
+	[[ ${WL_PATH[$w]} == /$SHADOW_ROUTE ]] && before=$(shadow_counters "$SHADOW_ROUTE")
 	got=$(curl -s -o /dev/null --max-time 10 -w '%{http_code} %{size_download}' "${args[@]}" "$url")
 	if [[ $got != "200 ${WL_EXPECT[$w]}" ]]; then
 		BAD["$t $w"]="check failed: expected '200 ${WL_EXPECT[$w]}' (status, body bytes), got '${got:-nothing}'"
+		say "$t / $w: ${BAD["$t $w"]}; not measured"
+		return
+	fi
+	[[ ${WL_PATH[$w]} == /$SHADOW_ROUTE ]] || return
+	# The shadow is compared after the client has its answer: wait for the count.
+	for ((i = 0; i < 30; i++)); do
+		after=$(shadow_counters "$SHADOW_ROUTE")
+		[[ $(counter match "$after") != "$(counter match "$before")" ||
+			$(counter mismatch "$after") != "$(counter mismatch "$before")" ||
+			$(counter error "$after") != "$(counter error "$before")" ]] && break
+		sleep 0.1
+	done
+	if [[ -z $after || $(counter match "$after") != $(($(counter match "$before") + 1)) ]]; then
+		BAD["$t $w"]="shadow check failed: one request should add 1 to route $SHADOW_ROUTE's shadow match count; counters before '${before:-unreadable}', after '${after:-unreadable}'"
 		say "$t / $w: ${BAD["$t $w"]}; not measured"
 	fi
 }
@@ -332,9 +428,12 @@ cpu_jiffies() { # CPU -> "busy total" jiffies of that CPU from /proc/stat (user.
 
 run_wrk() { # TARGET WORKLOAD SECONDS OUTFILE: wrk's output, then "WRKCPU seconds" (user+sys)
 	local t=$1 w=$2 d=$3 out=$4
+	local script=$BENCH_DIR/wrk.lua
+	[[ -n ${WL_DELAY[$w]:-} ]] && script=$BENCH_DIR/wrk-paced.lua
 	(
-		WRK_BODY_BYTES=${WL_BODY[$w]} timeout -k 2 $((d + 20)) "${PIN_LOAD[@]}" "$WRK" \
-			-t"$THREADS" -c"${WL_CONNS[$w]}" -d"${d}s" --timeout "$WRK_TIMEOUT" -s "$BENCH_DIR/wrk.lua" \
+		WRK_BODY_BYTES=${WL_BODY[$w]} WRK_DELAY_MS=${WL_DELAY[$w]:-} WRK_BASE_SCRIPT=$BENCH_DIR/wrk.lua \
+			timeout -k 2 $((d + 20)) "${PIN_LOAD[@]}" "$WRK" \
+			-t"$THREADS" -c"${WL_CONNS[$w]}" -d"${d}s" --timeout "$WRK_TIMEOUT" -s "$script" \
 			"http://127.0.0.1:${PORT[$t]}${WL_PATH[$w]}" >"$out" 2>&1
 		times >"$out.times" # this subshell's children: timeout -> wrk (no fork in between)
 	) </dev/null &
@@ -422,10 +521,25 @@ measure() {
 		"$rps" "${m[p50_us]}" "${m[p99_us]}" "$cpu_us" "$cpu_pct" "$CPU_LOAD" "$load_pct" "$OTHER" "$errs" "$upc")
 }
 
-run=0 retries=0 disturbed=0
+# A group's workloads (WL_GROUP) alternate within each round, in the order
+# given; every other workload runs all its rounds in turn.
+WL_GROUPS=()
+declare -A group_seen=()
 for w in $WORKLOADS; do
+	g=${WL_GROUP[$w]:-}
+	if [[ -z $g ]]; then
+		WL_GROUPS+=("$w")
+	elif [[ -z ${group_seen[$g]:-} ]]; then
+		group_seen[$g]=1 members=()
+		for m in $WORKLOADS; do [[ ${WL_GROUP[$m]:-} == "$g" ]] && members+=("$m"); done
+		WL_GROUPS+=("${members[*]}")
+	fi
+done
+
+run=0 retries=0 disturbed=0
+for group in "${WL_GROUPS[@]}"; do
 	for ((r = 1; r <= ROUNDS; r++)); do
-		for t in "${ACTIVE[@]}"; do
+		for w in $group; do for t in "${ACTIVE[@]}"; do
 			[[ -n ${BAD["$t $w"]:-} ]] && continue
 			run=$((run + 1))
 			pid=${PID[$t]:-}
@@ -442,16 +556,29 @@ for w in $WORKLOADS; do
 			tries=1
 			while ((best_other > OTHER_MAX && retries < RETRY_BUDGET && tries < 3)); do
 				retries=$((retries + 1)) tries=$((tries + 1))
-				say "$(printf '[%2d/%d] %-11s %-9s #%d: %s  -> disturbed, again' "$run" "$nruns" "$w" "$t" "$r" "$SUMMARY")"
+				say "$(printf '[%2d/%d] %-15s %-9s #%d: %s  -> disturbed, again' "$run" "$nruns" "$w" "$t" "$r" "$SUMMARY")"
 				measure "$t" "$w" "$r" || break
 				((OTHER < best_other)) && best_row=$ROW best_sum=$SUMMARY best_other=$OTHER
 			done
 			((best_other > OTHER_MAX)) && disturbed=$((disturbed + 1))
 			printf '%s\n' "$best_row" >>"$RAW"
-			say "$(printf '[%2d/%d] %-11s %-9s #%d: %s' "$run" "$nruns" "$w" "$t" "$r" "$best_sum")"
-		done
+			say "$(printf '[%2d/%d] %-15s %-9s #%d: %s' "$run" "$nruns" "$w" "$t" "$r" "$best_sum")"
+		done; done
 	done
 done
+
+# The shadowed route's counters over the whole benchmark (check, warm-ups, runs).
+SHADOW_STATS="" shadow_ran=0
+for pair in "${SHADOW_PAIRS[@]}"; do
+	w=${pair%% *}
+	[[ " $WORKLOADS " == *" $w "* && " ${ACTIVE[*]} " == *" strangler "* && -z ${BAD["strangler $w"]:-} ]] &&
+		shadow_ran=1
+done
+if ((shadow_ran)); then
+	sleep 0.5 # the last shadows finish after their primaries
+	SHADOW_STATS=$(shadow_counters "$SHADOW_ROUTE")
+	say "route $SHADOW_ROUTE shadow counters: ${SHADOW_STATS:-unreadable}"
+fi
 
 # ---------------------------------------------------------------- report
 # stat FUNC WORKLOAD TARGET COLUMN -> median | min | max | count | sum over the rounds
@@ -491,6 +618,38 @@ ratio() {
 		}' "$RAW"
 }
 
+# ratio_wl WORKLOAD_A WORKLOAD_B TARGET COLUMN -> "MEDIAN LIST": TARGET's figure in
+# A / in B, per round (LIST, comma-separated, in round order) and their median;
+# "— " when no round has both.
+ratio_wl() {
+	awk -F'\t' -v a="$1" -v b="$2" -v t="$3" -v c="$4" '
+		NR > 1 && $2 == t && $c != "-" { if ($1 == a) x[$3] = $c; if ($1 == b) y[$3] = $c }
+		END {
+			n = 0 # numeric: v[n] with n unset would be v[""]
+			for (r = 1; r <= 1000; r++) if ((r in x) && (r in y) && y[r] > 0) {
+				v[n] = x[r] / y[r]; l = l (n ? ", " : "") sprintf("%.2f", v[n]); n++
+			}
+			if (n == 0) { print "—"; exit }
+			for (i = 1; i < n; i++) for (j = i; j > 0 && v[j-1] > v[j]; j--) { s = v[j]; v[j] = v[j-1]; v[j-1] = s }
+			m = (n % 2) ? v[int(n/2)] : (v[n/2-1] + v[n/2]) / 2
+			printf "%.2f %s\n", m, l
+		}' "$RAW"
+}
+# shadow_line COUNTERS (from shadow_counters) -> a sentence of them
+shadow_line() {
+	local c=$1 kv extra=()
+	for kv in $c; do
+		case ${kv%%=*} in requests | match | mismatch | noise | skipped | error) ;; *) extra+=("${kv/=/ }") ;; esac
+	done
+	printf 'match %s, mismatch %s, noise %s, skipped %s, error %s, of %s requests legacy served on the route' \
+		"$(counter match "$c")" "$(counter mismatch "$c")" "$(counter noise "$c")" "$(counter skipped "$c")" \
+		"$(counter error "$c")" "$(counter requests "$c")"
+	((${#extra[@]})) && printf ' (by reason: %s)' "$(join "${extra[@]}")"
+	[[ -n $(counter primary_failed "$c") ]] &&
+		printf '; primary_failed: the client left before its answer was complete, as wrk does with the requests in flight when a run ends'
+	echo
+}
+
 nrows=$(($(wc -l <"$RAW") - 1))
 STRANGLER_VERSION="strangler not built"
 if [[ -x $STRANGLER ]]; then
@@ -512,7 +671,8 @@ fi
 			rps=$(med "$w" "$t" 4)
 			if [[ -z $rps ]]; then
 				why=${SKIP[$t]:-${BAD["$t $w"]:-no successful run}}
-				echo "| ${WL_LABEL[$w]} | ${TARGET_LABEL[$t]} | not measured: ${why//|/\\|} | | | | | | | | |"
+				[[ $why == n/a:* ]] || why="not measured: $why"
+				echo "| ${WL_LABEL[$w]} | ${TARGET_LABEL[$t]} | ${why//|/\\|} | | | | | | | | |"
 				continue
 			fi
 			lo=$(stat min "$w" "$t" 4) hi=$(stat max "$w" "$t" 4) pct=$(med "$w" "$t" 8) n=$(stat count "$w" "$t" 4)
@@ -530,9 +690,36 @@ fi
 	echo "| workload | strangler / nginx | strangler / HAProxy | strangler / direct | nginx / direct | HAProxy / direct | CPU/req strangler / nginx | CPU/req strangler / HAProxy |"
 	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 	for w in $WORKLOADS; do
+		[[ -n ${WL_ONLY[$w]:-} ]] && continue # nothing to compare it with
 		echo "| ${WL_LABEL[$w]} | $(ratio "$w" strangler nginx 4) | $(ratio "$w" strangler haproxy 4) | $(ratio "$w" strangler direct 4) |" \
 			"$(ratio "$w" nginx direct 4) | $(ratio "$w" haproxy direct 4) | $(ratio "$w" strangler nginx 7) | $(ratio "$w" strangler haproxy 7) |"
 	done
+	if ((shadow_ran)); then
+		echo
+		echo "Shadow cost, strangler: route $SHADOW_ROUTE also sends every request legacy serves to its function and"
+		echo "compares the two bodies as JSON (the same data, keys in another order, numbers written differently: both"
+		echo "are parsed every time); the baseline is the same document through a route without shadow. The ratio is"
+		echo "the median over the rounds of the ratio within one round (the workloads alternate), per round in brackets."
+		echo
+		for pair in "${SHADOW_PAIRS[@]}"; do
+			read -r ws wb <<<"$pair"
+			[[ " $WORKLOADS " == *" $ws "* ]] || continue
+			if [[ -z $(med "$ws" strangler 7) || -z $(med "$wb" strangler 7) ]]; then
+				echo "- ${WL_LABEL[$ws]}: no ratio, $(if [[ -z $(med "$ws" strangler 7) ]]; then echo "not measured"; else echo "its baseline $wb was not measured (add it to BENCH_WORKLOADS)"; fi)"
+				continue
+			fi
+			read -r x per <<<"$(ratio_wl "$ws" "$wb" strangler 7)"
+			echo "- ${WL_LABEL[$ws]}: shadow + JSON compare costs ${x}x the CPU per request of the unshadowed route" \
+				"(target: under 1.7x); primary p99 $(fmt_ms "$(med "$ws" strangler 6)") vs $(fmt_ms "$(med "$wb" strangler 6)")"
+			echo "  (proxy CPU $(fmt_num %.1f "$(med "$ws" strangler 7)") vs $(fmt_num %.1f "$(med "$wb" strangler 7)") µs/req" \
+				"at $(fmt_num %.0f "$(med "$ws" strangler 8)")% vs $(fmt_num %.0f "$(med "$wb" strangler 8)")% of its core," \
+				"$(fmt_num %.0f "$(med "$ws" strangler 4)") vs $(fmt_num %.0f "$(med "$wb" strangler 4)") req/s; per round: ${per:-none})"
+		done
+		if [[ -n $SHADOW_STATS ]]; then
+			echo
+			echo "Route $SHADOW_ROUTE's shadow counters after all runs (check, warm-ups, measured runs): $(shadow_line "$SHADOW_STATS")"
+		fi
+	fi
 	echo
 	echo "Columns: *req/s range*: (max - min) / median over the rounds; *proxy CPU*: utime+stime of the proxy"
 	echo "(process and children, /proc/PID/stat) per completed request and as a share of one core; *CPU $CPU_LOAD busy*:"
@@ -570,6 +757,14 @@ fi
 			notes+=("${WL_LABEL[$w]}: the load side (wrk + upstream on CPU $CPU_LOAD), not the proxy, limited req/s for $(join "${bound[@]}"); compare CPU µs/req there, not req/s.")
 		fi
 	done
+	if ((shadow_ran)); then
+		notes+=("Shadowed workloads: strangler sends each request to the upstream twice (the primary and its shadow), so the load side (CPU $CPU_LOAD: wrk + upstream) does twice the upstream work per request and closed-loop req/s drops for that alone; the proxy's own CPU µs/req is the figure to compare. Without pacing, 50 connections keep the proxy or the load side saturated, so p99 is mostly queueing (about 50 connections / req/s): with fewer req/s, the shadowed route shows a higher p99 for that alone; the paced pair compares primary latency at the same request rate, below saturation. The function is the same nginx as legacy here, so shadows also double the load of the upstream that serves the primaries. Only strangler shadows: the other targets' rows for the shadowed workloads are n/a, their ${WL_LABEL[json-c50]} row is the plain proxying of the same document.")
+		if [[ -z $SHADOW_STATS ]]; then
+			notes+=("Route $SHADOW_ROUTE's shadow counters could not be read from strangler's /stats after the runs.")
+		elif [[ $(counter mismatch "$SHADOW_STATS") != 0 || $(counter error "$SHADOW_STATS") != 0 || $(counter match "$SHADOW_STATS") == 0 ]]; then
+			notes+=("Route $SHADOW_ROUTE's comparisons did not all match ($(shadow_line "$SHADOW_STATS")): mismatches are kept as diffs and errors cut the comparison short, so the shadow cost above is not that of a matching JSON comparison.")
+		fi
+	fi
 	for w in $WORKLOADS; do
 		for t in $TARGETS; do
 			e=$(stat sum "$w" "$t" 10)
