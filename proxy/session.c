@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "body.h"
 #include "log.h"
 #include "match.h"
 #include "netio.h"
@@ -50,11 +51,9 @@ typedef struct {
     int64_t req_left;              /* Content-Length bytes still to forward */
     uint64_t req_body;             /* body bytes forwarded so far */
     sf_chunked req_ch;
-    int64_t resp_left;
-    sf_chunked resp_ch;
+    sf_body_reader resp; /* the response body's framing */
     uint64_t bytes_in, bytes_out;
     int status;
-    uint8_t resp_mode;
     unsigned req_chunked : 1, req_done : 1, resp_head : 1, up_reusable : 1, keepalive : 1,
         is_head : 1, http10 : 1, client_chunked : 1, up_paused : 1, retried : 1, active : 1,
         fallback : 1, flushing : 1, relayed : 1;
@@ -1548,7 +1547,7 @@ static int relay_head(sf_client *c, const sf_http_response *resp, size_t head_le
             continue;
         w = put_header(w, h->name, h->value);
     }
-    switch (x->resp_mode) {
+    switch (x->resp.mode) {
     case RM_LENGTH:
         w += snprintf(w, 40, "Content-Length: %lld\r\n", (long long)resp->content_length);
         break;
@@ -1579,62 +1578,26 @@ static int relay_head(sf_client *c, const sf_http_response *resp, size_t head_le
 
 /* Moves response body bytes from the upstream to the client. Returns 1 when the body is
  * complete, 0 when more is due, -1 on framing errors. */
+/* A run of n body bytes at the front of in: to the client (framed again when the client gets
+ * chunked), and to the shadow's capture. */
+static void relay_take(void *arg, struct evbuffer *in, size_t n)
+{
+    sf_client *c = arg;
+    exchange *x = &c->x;
+    if (x->shadow != NULL)
+        sf_shadow_primary_body(x->shadow, in, n);
+    x->bytes_out += move_body(in, c->out, n, x->client_chunked);
+}
+
 static int relay_body(sf_client *c)
 {
     exchange *x = &c->x;
-    struct evbuffer *in = x->up->in;
-    switch (x->resp_mode) {
-    case RM_NONE:
-        return 1;
-    case RM_LENGTH: {
-        size_t avail = evbuffer_get_length(in);
-        size_t n = (uint64_t)x->resp_left < avail ? (size_t)x->resp_left : avail;
-        if (n > 0) {
-            if (x->shadow != NULL)
-                sf_shadow_primary_body(x->shadow, in, n);
-            evbuffer_remove_buffer(in, c->out, n);
-            x->resp_left -= (int64_t)n;
-            x->bytes_out += n;
-        }
-        return x->resp_left == 0;
+    int done = sf_body_read(&x->resp, x->up->in, relay_take, c);
+    if (done == 1 && x->resp.mode == RM_CHUNKED && x->client_chunked) {
+        evbuffer_add(c->out, "0\r\n\r\n", 5);
+        x->bytes_out += 5;
     }
-    case RM_CHUNKED: {
-        struct evbuffer_iovec v;
-        while (evbuffer_peek(in, -1, NULL, &v, 1) > 0 && v.iov_len > 0) {
-            size_t dlen;
-            ssize_t f = sf_chunked_parse(&x->resp_ch, v.iov_base, v.iov_len, &dlen);
-            if (f < 0)
-                return -1;
-            evbuffer_drain(in, (size_t)f);
-            if (dlen > 0) {
-                if (x->shadow != NULL)
-                    sf_shadow_primary_body(x->shadow, in, dlen);
-                x->bytes_out += move_body(in, c->out, dlen, x->client_chunked);
-                sf_chunked_data(&x->resp_ch, dlen);
-            }
-            if (sf_chunked_done(&x->resp_ch)) {
-                if (x->client_chunked) {
-                    evbuffer_add(c->out, "0\r\n\r\n", 5);
-                    x->bytes_out += 5;
-                }
-                return 1;
-            }
-            if (f == 0 && dlen == 0)
-                break;
-        }
-        return 0;
-    }
-    case RM_CLOSE: {
-        size_t n = evbuffer_get_length(in);
-        if (n == 0)
-            return 0;
-        if (x->shadow != NULL)
-            sf_shadow_primary_body(x->shadow, in, n);
-        x->bytes_out += move_body(in, c->out, n, x->client_chunked);
-        return 0;
-    }
-    }
-    return -1;
+    return done;
 }
 
 /* Parses the upstream's response head (skipping interim 1xx) and relays what body there is. */
@@ -1680,11 +1643,9 @@ static int process_response(sf_client *c)
             return fallback_to_legacy(c, "request to", why);
         }
         x->status = resp.status;
-        x->resp_mode = (uint8_t)sf_http_response_body(&resp, x->is_head);
-        if (x->resp_mode == RM_CHUNKED)
-            sf_chunked_init(&x->resp_ch);
-        x->resp_left = resp.content_length;
-        x->up_reusable = sf_http_response_reusable(&resp, x->resp_mode);
+        sf_body_reader_init(&x->resp, sf_http_response_body(&resp, x->is_head),
+                            resp.content_length);
+        x->up_reusable = sf_http_response_reusable(&resp, x->resp.mode);
         if (relay_head(c, &resp, (size_t)r) < 0)
             return finalize(c, 502, "out of memory");
         if (x->shadow != NULL)
@@ -1744,7 +1705,7 @@ static void up_on_read(void *owner, sf_upconn *up, ssize_t n, int err)
             return;
         }
     }
-    if (x->resp_mode == RM_CLOSE) {
+    if (x->resp.mode == RM_CLOSE) {
         /* end of a close-delimited body */
         if (x->client_chunked) {
             evbuffer_add(c->out, "0\r\n\r\n", 5);

@@ -11,6 +11,7 @@
 #include <sys/queue.h>
 #include <time.h>
 
+#include "body.h"
 #include "compare.h"
 #include "diffs.h"
 #include "log.h"
@@ -18,13 +19,6 @@
 
 #define RESP_HEAD_MAX 65536
 #define KEEP_HEADERS  16 /* headers a capture keeps: content-type and the compared ones */
-
-enum {
-    RM_NONE = SF_HTTP_BODY_NONE,
-    RM_LENGTH = SF_HTTP_BODY_LENGTH,
-    RM_CHUNKED = SF_HTTP_BODY_CHUNKED,
-    RM_CLOSE = SF_HTTP_BODY_CLOSE
-};
 
 /* One response as the comparison needs it: status, a few headers, the body up to
  * compare_body_bytes and the digest of all of it. */
@@ -49,10 +43,8 @@ struct leg {
     char *head; /* kept for one replay on a fresh connection when a pooled one was dead */
     size_t head_len;
     struct capture cap;
-    sf_chunked ch;
-    int64_t left;
+    sf_body_reader body;
     int fail; /* sf_stats_shadow_reason, -1: none */
-    uint8_t mode;
     unsigned active : 1, running : 1, resp_head : 1, complete : 1, reusable : 1, retried : 1;
 };
 
@@ -354,49 +346,11 @@ static int upstream_kind_reason(int err)
     return err == ETIMEDOUT ? SF_STATS_ERR_TIMEOUT : SF_STATS_ERR_RESET;
 }
 
-/* Consumes response bytes; returns 1 when the response is complete, 0 for more, -1 on a
- * framing error. */
-static int leg_body(struct leg *g)
+/* A run of n body bytes at the front of in: captured, then dropped. */
+static void leg_take(void *arg, struct evbuffer *in, size_t n)
 {
-    struct evbuffer *in = g->up->in;
-    switch (g->mode) {
-    case RM_NONE:
-        return 1;
-    case RM_LENGTH: {
-        size_t avail = evbuffer_get_length(in);
-        size_t n = (uint64_t)g->left < avail ? (size_t)g->left : avail;
-        capture_body(&g->cap, in, n);
-        evbuffer_drain(in, n);
-        g->left -= (int64_t)n;
-        return g->left == 0;
-    }
-    case RM_CHUNKED: {
-        struct evbuffer_iovec v;
-        while (evbuffer_peek(in, -1, NULL, &v, 1) > 0 && v.iov_len > 0) {
-            size_t dlen;
-            ssize_t f = sf_chunked_parse(&g->ch, v.iov_base, v.iov_len, &dlen);
-            if (f < 0)
-                return -1;
-            evbuffer_drain(in, (size_t)f);
-            if (dlen > 0) {
-                capture_body(&g->cap, in, dlen);
-                evbuffer_drain(in, dlen);
-                sf_chunked_data(&g->ch, dlen);
-            }
-            if (sf_chunked_done(&g->ch))
-                return 1;
-            if (f == 0 && dlen == 0)
-                break;
-        }
-        return 0;
-    }
-    default: { /* RM_CLOSE: the body ends with the connection */
-        size_t n = evbuffer_get_length(in);
-        capture_body(&g->cap, in, n);
-        evbuffer_drain(in, n);
-        return 0;
-    }
-    }
+    capture_body(arg, in, n);
+    evbuffer_drain(in, n);
 }
 
 static void leg_response(struct leg *g)
@@ -423,15 +377,13 @@ static void leg_response(struct leg *g)
             continue;
         }
         capture_head(&g->cap, &g->sh->route->shadow, &resp);
-        g->mode = (uint8_t)sf_http_response_body(&resp, g->sh->is_head);
-        if (g->mode == RM_CHUNKED)
-            sf_chunked_init(&g->ch);
-        g->left = resp.content_length;
-        g->reusable = sf_http_response_reusable(&resp, g->mode);
+        sf_body_reader_init(&g->body, sf_http_response_body(&resp, g->sh->is_head),
+                            resp.content_length);
+        g->reusable = sf_http_response_reusable(&resp, g->body.mode);
         evbuffer_drain(up->in, (size_t)r);
         g->resp_head = 1;
     }
-    int done = leg_body(g);
+    int done = sf_body_read(&g->body, up->in, leg_take, &g->cap);
     if (done < 0) {
         leg_finish(g, SF_STATS_ERR_PROTOCOL);
     } else if (done) {
@@ -460,7 +412,7 @@ static void up_read(void *owner, sf_upconn *up, ssize_t n, int err)
             leg_finish(g, SF_STATS_ERR_CONNECT);
         return;
     }
-    if (g->resp_head && g->mode == RM_CLOSE) {
+    if (g->resp_head && g->body.mode == SF_HTTP_BODY_CLOSE) {
         g->reusable = 0;
         g->complete = 1;
         leg_finish(g, -1);
