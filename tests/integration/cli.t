@@ -13,25 +13,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import *  # noqa: E402,F403
 
 t = Tap()
-STRANGLER = os.path.join(BIN, "strangler")
 TOKEN = "t0ken-" + "x" * 26
-sanitizer_hits = []
-outputs = []
 
 
-def cli(*args, env=None):
-    """Runs strangler with args; returns (exit code, stdout, stderr)."""
-    e = dict(os.environ)
-    e.pop("STRANGLER_CONF", None)
-    if env:
-        e.update(env)
-    p = subprocess.run([STRANGLER, *args], capture_output=True, text=True, env=e,
-                       timeout=30 * SLOW, stdin=subprocess.DEVNULL)
-    outputs.append(p.stdout + p.stderr)
-    for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
-        if marker in p.stderr:
-            sanitizer_hits.append(f"strangler {' '.join(args)}:\n{p.stderr}")
-    return p.returncode, p.stdout, p.stderr
+cli = cli_run
 
 
 def read(path):
@@ -313,9 +298,9 @@ t.ok(rc == 0 and "showing" in err and "not running" in out,
      "routes with a wrong --admin port falls back to the file", err)
 rc, out, err = cli("-c", TCONF, "routes", "--admin", "https://127.0.0.1:1")
 t.eq(rc, 2, "--admin https://... is a usage error")
-t.ok(not any(TOKEN in o for o in outputs), "the token never appears in the CLI's output")
+t.ok(not any(TOKEN in o for o in cli_outputs), "the token never appears in the CLI's output")
 
-t.ok(not sanitizer_hits, "no sanitizer report from any CLI run", "\n".join(sanitizer_hits))
+t.ok(not cli_sanitizer_hits, "no sanitizer report from any CLI run", "\n".join(cli_sanitizer_hits))
 t.eq(tproxy.stop(), 0, "the token proxy exits 0 on SIGTERM")
 t.eq(proxy.stop(), 0, "the proxy exits 0 on SIGTERM")
 t.ok(proxy.sanitizer_report() is None and tproxy.sanitizer_report() is None,

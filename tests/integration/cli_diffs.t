@@ -22,27 +22,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import *  # noqa: E402,F403
 
 t = Tap()
-STRANGLER = os.path.join(BIN, "strangler")
 TOKEN = "d1ffs-" + "z" * 26
-sanitizer_hits = []
 
 
-def check_sanitizer(args, stderr):
-    for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
-        if marker in stderr:
-            sanitizer_hits.append(f"strangler {' '.join(args)}:\n{stderr}")
-
-
-def cli(*args, env=None):
-    """Runs strangler with args; returns (exit code, stdout, stderr)."""
-    e = dict(os.environ)
-    e.pop("STRANGLER_CONF", None)
-    e.pop("NO_COLOR", None)
-    e.update(env or {})
-    p = subprocess.run([STRANGLER, *args], capture_output=True, text=True, env=e,
-                       timeout=30 * SLOW, stdin=subprocess.DEVNULL)
-    check_sanitizer(args, p.stderr)
-    return p.returncode, p.stdout, p.stderr
+cli = cli_run
 
 
 def on_pty(*args, env=None):
@@ -414,7 +397,7 @@ t.ok(rc == 0 and out.startswith("users.v2: 3 shadow mismatches since the proxy s
      heads[0].endswith("  GET /api/users/3  req diffs-e2e-2  status 200/404"),
      "strangler diffs --limit 1 on a real proxy: the newest mismatch", out + err)
 
-t.ok(not sanitizer_hits, "no sanitizer report from any CLI run", "\n".join(sanitizer_hits))
+t.ok(not cli_sanitizer_hits, "no sanitizer report from any CLI run", "\n".join(cli_sanitizer_hits))
 t.eq(proxy.stop(), 0, "the proxy exits 0 on SIGTERM")
 t.ok(proxy.sanitizer_report() is None, "no sanitizer report from the proxy",
      proxy.sanitizer_report())

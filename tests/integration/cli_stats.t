@@ -21,25 +21,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import *  # noqa: E402,F403
 
 t = Tap()
-STRANGLER = os.path.join(BIN, "strangler")
 TOKEN = "st4ts-" + "y" * 26
-sanitizer_hits = []
 
 
-def check_sanitizer(args, stderr):
-    for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
-        if marker in stderr:
-            sanitizer_hits.append(f"strangler {' '.join(args)}:\n{stderr}")
-
-
-def cli(*args):
-    """Runs strangler with args; returns (exit code, stdout, stderr)."""
-    e = dict(os.environ)
-    e.pop("STRANGLER_CONF", None)
-    p = subprocess.run([STRANGLER, *args], capture_output=True, text=True, env=e,
-                       timeout=30 * SLOW, stdin=subprocess.DEVNULL)
-    check_sanitizer(args, p.stderr)
-    return p.returncode, p.stdout, p.stderr
+cli = cli_run
 
 
 def pair(legacy_v, function_v):
@@ -412,7 +397,7 @@ t.ok(rc == 1 and out == "" and
      f"no strangler is answering on 127.0.0.1:{dead} (connection refused)" in err,
      "stats with nothing on the admin address: exit 1, the address named", err)
 
-t.ok(not sanitizer_hits, "no sanitizer report from any CLI run", "\n".join(sanitizer_hits))
+t.ok(not cli_sanitizer_hits, "no sanitizer report from any CLI run", "\n".join(cli_sanitizer_hits))
 t.eq(proxy.stop(), 0, "the proxy exits 0 on SIGTERM")
 t.ok(proxy.sanitizer_report() is None, "no sanitizer report from the proxy",
      proxy.sanitizer_report())

@@ -334,3 +334,30 @@ def json_reply(handler, status, body):
     handler.send_header("Content-Length", str(len(data)))
     handler.end_headers()
     handler.wfile.write(data)
+
+
+STRANGLER = os.path.join(BIN, "strangler")
+# Sanitizer reports found in the stderr of CLI runs (cli_run); a test asserts it stays empty.
+cli_sanitizer_hits = []
+# Everything CLI runs printed (stdout + stderr), for tests that check what never shows.
+cli_outputs = []
+
+
+def check_sanitizer(args, stderr):
+    for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+        if marker in stderr:
+            cli_sanitizer_hits.append(f"strangler {' '.join(args)}:\n{stderr}")
+
+
+def cli_run(*args, env=None):
+    """Runs strangler with args (no $STRANGLER_CONF, no NO_COLOR unless env sets them);
+    returns (exit code, stdout, stderr)."""
+    e = dict(os.environ)
+    e.pop("STRANGLER_CONF", None)
+    e.pop("NO_COLOR", None)
+    e.update(env or {})
+    p = subprocess.run([STRANGLER, *args], capture_output=True, text=True, env=e,
+                       timeout=30 * SLOW, stdin=subprocess.DEVNULL)
+    cli_outputs.append(p.stdout + p.stderr)
+    check_sanitizer(args, p.stderr)
+    return p.returncode, p.stdout, p.stderr
