@@ -94,8 +94,9 @@ static int breached(const sf_server *s, const sf_route *r, int slot, uint64_t no
         double pf =
             sf_stats_window_quantile_ms(s->stats, slot, SF_STATS_FUNCTION, now, w, 0.99, &nf);
         double pl = sf_stats_window_quantile_ms(s->stats, slot, SF_STATS_LEGACY, now, w, 0.99, &nl);
-        /* legacy needs traffic of its own in the window to be the yardstick */
-        if (!isnan(pf) && !isnan(pl) && pl > 0 && nl > 0 && pf / pl > g->max_p99_ratio) {
+        /* legacy needs as much traffic of its own in the window to be the yardstick */
+        if (!isnan(pf) && !isnan(pl) && pl > 0 && nl >= g->min_requests &&
+            pf / pl > g->max_p99_ratio) {
             snprintf(why, len,
                      "p99 ratio %.3g > %.3g over %us (function %.1f ms, legacy %.1f ms), n=%llu",
                      pf / pl, g->max_p99_ratio, w, pf, pl, (unsigned long long)nf);
@@ -117,6 +118,13 @@ static void act(sf_server *s, const sf_route *r, int check, const char *why)
     if (sf_server_set_cutover(s, r->name, 0, "guard", why, "guard", "guard", &res, &applied, err,
                               sizeof(err)) < 0) {
         sf_error("guard: route %s breached (%s) but the rollback failed: %s", r->name, why, err);
+        return;
+    }
+    if (!res.changed) {
+        /* the file says 0 already (an earlier rollback whose reload failed): apply it */
+        applied = sf_server_reload(s, "guard") >= 0;
+        sf_warn("guard: route %s breached (%s); the routes file already says 0%%: %s", r->name, why,
+                applied ? "reloaded" : "the reload failed, the running table stays");
         return;
     }
     sf_warn("guard: route %s rolled back to 0%% (%s check): %s%s", r->name,

@@ -65,6 +65,7 @@ typedef struct {
     size_t fb_len;
     struct evbuffer *fb_body; /* the body bytes sent to the function so far, for a fallback */
     sf_shadow *shadow;        /* the request's shadow, fed until the exchange ends */
+    sf_shadow_params *shadow_pending; /* a shadow waiting for the primary's head to go out */
     const char *error;
     char method[24];
     char path[PATH_LOG_MAX];
@@ -182,10 +183,20 @@ static void client_resume_read(sf_client *c)
     }
 }
 
+static void shadow_params_free(sf_shadow_params *p)
+{
+    if (p != NULL) {
+        free(p->fn_head);
+        free(p->learn_head);
+        free(p);
+    }
+}
+
 static void exchange_reset(exchange *x)
 {
     if (x->shadow != NULL)
         sf_shadow_primary_done(x->shadow, 0, NULL);
+    shadow_params_free(x->shadow_pending);
     free(x->retry_head);
     free(x->fb_head);
     if (x->fb_body != NULL)
@@ -329,7 +340,7 @@ static void account(sf_client *c)
     };
     if (x->shadow != NULL) {
         /* the line waits for the comparison's outcome; the client does not */
-        sf_shadow_primary_done(x->shadow, x->relayed, s->alog != NULL ? &e : NULL);
+        sf_shadow_primary_done(x->shadow, x->relayed && x->req_done, s->alog != NULL ? &e : NULL);
         x->shadow = NULL;
         return;
     }
@@ -816,11 +827,12 @@ static int method_listed(char *const *methods, size_t n, sf_slice m)
     return 0;
 }
 
-/* Starts the shadow of a request legacy serves on a route with a shadow block, or counts why
- * not (DESIGN §5: sampled out, method, body too large, over capacity). The head's slices must
- * still be valid. */
-static void start_shadow(sf_client *c, const sf_http_request *req, size_t head_len, sf_slice npath,
-                         sf_slice query, sf_slice legacy_target, int sampled)
+/* Prepares the shadow of a request legacy serves on a route with a shadow block (its heads in
+ * p, while the request head's slices are valid), or counts why there is none (DESIGN §5:
+ * sampled out, method, body too large, over capacity): then p->fn_head stays NULL. */
+static void prepare_shadow(sf_client *c, const sf_http_request *req, size_t head_len,
+                           sf_slice npath, sf_slice query, sf_slice legacy_target, int sampled,
+                           sf_shadow_params *p)
 {
     sf_server *s = c->srv;
     exchange *x = &c->x;
@@ -845,7 +857,7 @@ static void start_shadow(sf_client *c, const sf_http_request *req, size_t head_l
     }
     sf_backend *fn = &x->rt->fns[r->function_index];
     ssize_t n = sf_route_function_target(r, npath, query, s->md, s->targetbuf, s->targetbuf_cap);
-    sf_shadow_params p = {
+    *p = (sf_shadow_params){
         .rt = x->rt,
         .route = r,
         .slot = slot,
@@ -856,22 +868,41 @@ static void start_shadow(sf_client *c, const sf_http_request *req, size_t head_l
         .path = x->path,
     };
     if (n >= 0)
-        p.fn_head =
-            head_copy(c, req, head_len, (sf_slice){s->targetbuf, (size_t)n}, fn, 1, &p.fn_head_len);
-    if (p.fn_head == NULL) {
+        p->fn_head = head_copy(c, req, head_len, (sf_slice){s->targetbuf, (size_t)n}, fn, 1,
+                               &p->fn_head_len);
+    if (p->fn_head == NULL) {
         now_mono(&now);
         sf_stats_record_shadow_reason(s->stats, slot, SF_STATS_ERR_PROTOCOL, (uint64_t)now.tv_sec);
         return;
     }
     if (r->shadow.learn_noise && x->req_done && is_safe(req->method) &&
         sf_server_random(s) % SHADOW_LEARN_EVERY == 0)
-        p.learn_head =
-            head_copy(c, req, head_len, legacy_target, &x->rt->legacy, 1, &p.learn_head_len);
-    x->shadow = sf_shadow_start(s, &p);
+        p->learn_head =
+            head_copy(c, req, head_len, legacy_target, &x->rt->legacy, 1, &p->learn_head_len);
+}
+
+/* Sends the pending shadow once the primary's head is out to legacy (a write the route shadows
+ * never reaches the function first), then lets the request body flow, to both. Returns -1 when
+ * c was freed. */
+static int launch_shadow(sf_client *c)
+{
+    exchange *x = &c->x;
+    sf_shadow_params *p = x->shadow_pending;
+    if (p == NULL || x->up == NULL || x->up->connecting || evbuffer_get_length(x->up->out) > 0)
+        return 0;
+    x->shadow_pending = NULL;
+    x->shadow = sf_shadow_start(c->srv, p); /* takes the heads */
     if (x->shadow == NULL) {
+        struct timespec now;
         now_mono(&now);
-        sf_stats_record_shadow_reason(s->stats, slot, SF_STATS_SKIP_CAPACITY, (uint64_t)now.tv_sec);
+        sf_stats_record_shadow_reason(c->srv->stats, p->slot, SF_STATS_SKIP_CAPACITY,
+                                      (uint64_t)now.tv_sec);
     }
+    free(p);
+    if (x->req_done)
+        return 0;
+    client_resume_read(c);
+    return forward_body(c);
 }
 
 /* A complete, valid request head is at the start of c->in. */
@@ -931,6 +962,7 @@ static int start_request(sf_client *c, const sf_http_request *req, size_t head_l
     x->rt = sf_runtime_ref(s->rt);
     int acq_err = 0;
     int shadow_sampled = -1; /* legacy serves a route with a shadow: 1 sampled in, 0 out */
+    sf_shadow_params shadow = {.fn_head = NULL};
     sf_slice target = req->path, npath = {"/", 1}, query = {NULL, 0};
     if (!(req->flags & SF_HTTP_F_ASTERISK_FORM)) {
         const char *qm = memchr(req->path.p, '?', req->path.len);
@@ -1031,7 +1063,7 @@ static int start_request(sf_client *c, const sf_http_request *req, size_t head_l
     if (x->retry_head != NULL)
         x->retry_len = evbuffer_get_length(x->up->out);
     if (shadow_sampled >= 0)
-        start_shadow(c, req, head_len, npath, query, target, shadow_sampled);
+        prepare_shadow(c, req, head_len, npath, query, target, shadow_sampled, &shadow);
     now_mono(&x->t_up);
     evbuffer_drain(c->in, head_len);
 
@@ -1050,8 +1082,31 @@ static int start_request(sf_client *c, const sf_http_request *req, size_t head_l
         client_timer(c, s->tv_client_body);
     }
     arm_up_timer(c);
-    if (client_flush(c) < 0)
+    if (client_flush(c) < 0) {
+        free(shadow.fn_head);
+        free(shadow.learn_head);
         return -1;
+    }
+    if (shadow.fn_head != NULL) {
+        /* the body waits (the client paused) until the primary's head is out and the shadow
+         * started: then both get every byte */
+        x->shadow_pending = malloc(sizeof(*x->shadow_pending));
+        if (x->shadow_pending == NULL) {
+            free(shadow.fn_head);
+            free(shadow.learn_head);
+        } else {
+            *x->shadow_pending = shadow;
+            if (!x->req_done) {
+                client_pause_read(c);
+                client_timer(c, NULL); /* we are the ones waiting: the upstream's timer runs */
+            }
+            uint32_t gen = c->gen;
+            int rc = flush_up(c);
+            if (rc < 0 || c->gen != gen)
+                return rc; /* c freed, or the exchange ended or moved */
+            return launch_shadow(c);
+        }
+    }
     if (!x->req_done)
         return forward_body(c);
     return flush_up(c);
@@ -1123,8 +1178,11 @@ static int forward_body(sf_client *c)
     }
     if (x->fb_body != NULL)
         keep_for_fallback(x, up->out, before);
-    if (x->shadow != NULL)
+    if (x->shadow != NULL) {
         sf_shadow_body(x->shadow, up->out, before, evbuffer_get_length(up->out) - before);
+        if (x->req_done)
+            sf_shadow_body_end(x->shadow);
+    }
 
     if (x->req_done) {
         c->state = CS_WAIT;
@@ -1470,6 +1528,10 @@ static void up_on_connect(void *owner, sf_upconn *up, int err)
     uint32_t gen = c->gen;
     if (flush_up(c) < 0 || c->gen != gen)
         return;
+    if (c->x.shadow_pending != NULL) {
+        launch_shadow(c);
+        return;
+    }
     resume_body_if_drained(c);
 }
 
@@ -1499,8 +1561,13 @@ static int resume_body_if_drained(sf_client *c)
 
 static void up_on_drained(void *owner, sf_upconn *up)
 {
+    sf_client *c = owner;
     (void)up;
-    resume_body(owner);
+    if (c->x.shadow_pending != NULL) {
+        launch_shadow(c);
+        return;
+    }
+    resume_body(c);
 }
 
 static void up_on_write_error(void *owner, sf_upconn *up, int err)

@@ -58,6 +58,7 @@ struct sf_shadow {
     uint64_t body_sent;
     int abandoned; /* sf_stats_shadow_reason it was given up for, -1: not */
     unsigned primary_done : 1, primary_ok : 1, primary_head : 1, is_head : 1, has_body : 1,
+        body_done : 1, /* the whole request body went to the function's connection */
         has_log : 1, freeing : 1;
     sf_access_entry log;
     char *request_id, *method, *path, *client, *route_name, *backend, *error;
@@ -220,9 +221,10 @@ void sf_shadows_destroy(struct sf_shadows *all)
         return;
     sf_shadow *sh;
     while ((sh = TAILQ_FIRST(&all->list)) != NULL) {
-        /* at exit: the exchange's line still goes out, its shadow unfinished */
+        /* at exit: the exchange's line still goes out, its shadow unfinished (or given up) */
         if (sh->has_log) {
-            sh->log.shadow = sf_stats_shadow_result_name(SF_STATS_SHADOW_ERROR);
+            sh->log.shadow = sf_stats_shadow_result_name(
+                sh->abandoned >= 0 ? SF_STATS_SHADOW_SKIPPED : SF_STATS_SHADOW_ERROR);
             sf_accesslog_write(sh->srv->alog, &sh->log);
         }
         shadow_free(sh);
@@ -326,7 +328,10 @@ static void leg_finish(struct leg *g, int fail)
     g->running = 0;
     g->fail = fail;
     if (g->up != NULL) {
-        if (fail < 0 && g->reusable)
+        /* a function that answered before it had the whole body leaves the rest of the body
+         * unsent: that connection must never carry another request */
+        int sent = (g != &g->sh->fn || g->sh->body_done) && evbuffer_get_length(g->up->out) == 0;
+        if (fail < 0 && g->reusable && sent)
             sf_pool_release(g->up, 1);
         else
             sf_upconn_close(g->up, fail >= 0);
@@ -498,6 +503,7 @@ sf_shadow *sf_shadow_start(sf_server *s, const sf_shadow_params *p)
     sh->abandoned = -1;
     sh->fn.fail = sh->learn.fail = -1;
     sh->has_body = p->has_body ? 1 : 0;
+    sh->body_done = !sh->has_body;
     sh->is_head = strcmp(p->method, "HEAD") == 0;
     sh->request_id = strdup(p->request_id);
     sh->method = strdup(p->method);
@@ -552,6 +558,11 @@ void sf_shadow_body(sf_shadow *sh, struct evbuffer *src, size_t from, size_t len
     sf_upconn_flush(sh->fn.up);
 }
 
+void sf_shadow_body_end(sf_shadow *sh)
+{
+    sh->body_done = 1;
+}
+
 void sf_shadow_primary_head(sf_shadow *sh, const sf_http_response *resp)
 {
     capture_head(&sh->primary, &sh->route->shadow, resp);
@@ -566,8 +577,12 @@ void sf_shadow_primary_body(sf_shadow *sh, struct evbuffer *src, size_t len)
 
 void sf_shadow_primary_done(sf_shadow *sh, int ok, const sf_access_entry *log)
 {
-    sh->primary_done = 1;
     sh->primary_ok = ok && sh->primary_head ? 1 : 0;
+    /* nothing to compare with: stop the legs now rather than wait for the function (which may
+     * wait for body bytes that will never come), freeing their in-flight slots */
+    if (!sh->primary_ok || sh->primary.status >= 500)
+        abandon(sh, SF_STATS_SKIP_PRIMARY);
+    sh->primary_done = 1; /* only now: abandon() must not end the shadow between its legs */
     if (log != NULL) {
         sh->log = *log;
         sh->request_id = sh->request_id != NULL ? sh->request_id : dup_or_null(log->request_id);
@@ -596,8 +611,13 @@ static int compare(sf_shadow *sh)
     capture_side(&sh->primary, &legacy);
     capture_side(&sh->fn.cap, &fn);
     struct sf_noise *noise = sf_shadows_noise(s->shadows, sh->slot);
-    if (sf_compare(&sh->route->shadow, noise, &legacy, &fn, &out) < 0)
+    if (sf_compare(&sh->route->shadow, noise, &legacy, &fn, &out) < 0) {
+        sf_cmp_outcome_dispose(&out);
+        sf_warn("shadow of %s on route %s: out of memory comparing the answers", sh->request_id,
+                sh->route->name);
+        sf_stats_record_shadow(s->stats, sh->slot, SF_STATS_SHADOW_ERROR, now_sec());
         return SF_STATS_SHADOW_ERROR;
+    }
     int result = out.result == SF_CMP_MATCH   ? SF_STATS_SHADOW_MATCH
                  : out.result == SF_CMP_NOISE ? SF_STATS_SHADOW_NOISE
                                               : SF_STATS_SHADOW_MISMATCH;
@@ -638,9 +658,6 @@ static void maybe_end(sf_shadow *sh)
     int result;
     if (sh->abandoned >= 0) {
         result = SF_STATS_SHADOW_SKIPPED; /* counted when it was given up */
-    } else if (!sh->primary_ok || sh->primary.status >= 500) {
-        sf_stats_record_shadow_reason(sh->srv->stats, sh->slot, SF_STATS_SKIP_PRIMARY, now_sec());
-        result = SF_STATS_SHADOW_SKIPPED;
     } else if (sh->fn.fail >= 0 || sh->fn.cap.status >= 500) {
         int why = sh->fn.fail >= 0 ? sh->fn.fail : SF_STATS_ERR_5XX;
         sf_stats_record_shadow_reason(sh->srv->stats, sh->slot, (sf_stats_shadow_reason)why,

@@ -45,11 +45,16 @@ sf_shadow *sf_shadow_start(sf_server *s, const sf_shadow_params *p);
  * counted as skipped (body_too_large). */
 void sf_shadow_body(sf_shadow *sh, struct evbuffer *src, size_t from, size_t len);
 
+/* The request body is complete (every byte went through sf_shadow_body). Until then the
+ * function's connection is never reused, whatever the function answered. */
+void sf_shadow_body_end(sf_shadow *sh);
+
 /* Legacy's response head, and its body bytes as relayed: the first len bytes of src. */
 void sf_shadow_primary_head(sf_shadow *sh, const sf_http_response *resp);
 void sf_shadow_primary_body(sf_shadow *sh, struct evbuffer *src, size_t len);
 
-/* The client's exchange is over; ok: legacy's response was relayed whole. log: the exchange's
+/* The client's exchange is over; ok: the request went to legacy whole and its response was
+ * relayed whole (otherwise the shadow is given up at once, as skipped). log: the exchange's
  * access-log line (copied), written once the comparison's outcome is known, with it. The
  * caller must not use sh again. */
 void sf_shadow_primary_done(sf_shadow *sh, int ok, const sf_access_entry *log);
