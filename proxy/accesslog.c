@@ -564,10 +564,14 @@ void sf_json_str(char *buf, size_t cap, size_t *off, const char *s)
     *off = o;
 }
 
-static void timestamp(sf_accesslog *l, char *out, size_t len)
+/* The entry's end time (tv, when given), else now. */
+static void timestamp(sf_accesslog *l, const struct timeval *at, char *out, size_t len)
 {
     struct timeval tv;
-    gettimeofday(&tv, NULL);
+    if (at != NULL && at->tv_sec != 0)
+        tv = *at;
+    else
+        gettimeofday(&tv, NULL);
     if (tv.tv_sec != l->ts_sec) {
         struct tm tm;
         gmtime_r(&tv.tv_sec, &tm);
@@ -605,7 +609,7 @@ static size_t format_line(sf_accesslog *l, const sf_access_entry *e, char *line)
     char ts[80];
     size_t o = 0;
     const size_t cap = LINE_MAX_BYTES;
-    timestamp(l, ts, sizeof(ts));
+    timestamp(l, &e->ts, ts, sizeof(ts));
 #define LIT(s)                                                                                     \
     do {                                                                                           \
         size_t n_ = sizeof(s) - 1;                                                                 \

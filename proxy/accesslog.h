@@ -6,6 +6,7 @@
 #include <event2/event.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/time.h>
 
 typedef struct sf_accesslog sf_accesslog;
 
@@ -23,6 +24,7 @@ typedef struct {
     const char *shadow; /* NULL: not shadowed */
     const char *error;  /* NULL, or why the exchange ended badly ("truncated", ...) */
     int fallback;       /* the function failed and legacy served the request */
+    struct timeval ts;  /* when the exchange ended (wall clock); 0: when the line is written */
 } sf_access_entry;
 
 /* Opens the log: target "stderr" or a file path (appended, created 0644; a FIFO must already

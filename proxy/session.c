@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -339,7 +340,8 @@ static void account(sf_client *c)
         .error = x->error,
     };
     if (x->shadow != NULL) {
-        /* the line waits for the comparison's outcome; the client does not */
+        /* the line waits for the comparison's outcome (the client does not), dated now */
+        gettimeofday(&e.ts, NULL);
         sf_shadow_primary_done(x->shadow, x->relayed && x->req_done, s->alog != NULL ? &e : NULL);
         x->shadow = NULL;
         return;

@@ -18,7 +18,7 @@
 #include "netio.h"
 
 #define RESP_HEAD_MAX 65536
-#define KEEP_HEADERS  16 /* headers a capture keeps: content-type and the compared ones */
+#define KEEP_HEADERS  32 /* header lines a capture keeps: content-type and the compared ones */
 
 /* One response as the comparison needs it: status, a few headers, the body up to
  * compare_body_bytes and the digest of all of it. */

@@ -999,6 +999,9 @@ static void load_compare(sf_ydoc *y, sf_shadow_conf *s, const yaml_node_t *n, co
     }
     if (v[1] != NULL && v[1]->type != YAML_SEQUENCE_NODE) {
         sf_ydoc_error(y, v[1], "%s: shadow.compare.headers must be a list of header names", label);
+    } else if (v[1] != NULL && seq_len(v[1]) > SF_SHADOW_HEADERS_MAX) {
+        sf_ydoc_error(y, v[1], "%s: shadow.compare.headers lists %zu headers; at most %d", label,
+                      seq_len(v[1]), SF_SHADOW_HEADERS_MAX);
     } else if (v[1] != NULL && (s->compare_headers = calloc(seq_len(v[1]) + 1, sizeof(char *)))) {
         for (yaml_node_item_t *it = v[1]->data.sequence.items.start;
              it < v[1]->data.sequence.items.top; it++) {

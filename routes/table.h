@@ -68,6 +68,9 @@ typedef struct {
     uint32_t max_inflight; /* this route's shadows in flight at most (the global cap also holds) */
 } sf_shadow_conf;
 
+/* Headers a shadow may compare (each answer keeps at most 32 header lines for it). */
+#define SF_SHADOW_HEADERS_MAX 8
+
 /* A route's shadow.max_inflight when not given. */
 #define SF_SHADOW_ROUTE_INFLIGHT 64
 

@@ -301,5 +301,10 @@ t.eq(by_path.get("/api/catalog/SKU-10020"), ["mismatch"], "access log: shadow mi
 t.eq(by_path.get("/api/orders/1"), ["match"], "access log: shadow match")
 t.eq(by_path.get("/__echo/plain"), [None] * 11, "access log: null where nothing was shadowed")
 t.eq(set(by_path.get("/__echo/slow", [])), {"error"}, "access log: shadow error")
+slow_lines = [e for e in lines if e["path"] == "/__echo/slow"]
+plain_after = [e for e in lines if e["path"] == "/__echo/dead"]
+t.ok(slow_lines and plain_after and max(e["ts"] for e in slow_lines) <= min(e["ts"] for e in plain_after),
+     "a shadowed request's line carries when the request ended, not when its shadow did",
+     [e["ts"] for e in slow_lines[-2:]] + [e["ts"] for e in plain_after[:1]])
 t.eq(len(lines), total, "one line per request, shadows still in flight at exit included")
 cap.shutdown()

@@ -648,6 +648,12 @@ static const load_case cases[] = {
      1,
      0,
      {"9:23: route 'a': shadow.percent must be between 0 and 100, not 150"}},
+    {"shadow compares too many headers",
+     HEAD "  - name: a\n    match: {path: /a}\n    function: orders\n"
+          "    shadow: {compare: {headers: [a, b, c, d, e, f, g, h, i]}}\n",
+     1,
+     0,
+     {"9:33: route 'a': shadow.compare.headers lists 9 headers; at most 8"}},
     {"shadow max_inflight zero",
      HEAD "  - name: a\n    match: {path: /a}\n    function: orders\n"
           "    shadow: {max_inflight: 0}\n",
