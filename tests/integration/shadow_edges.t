@@ -86,6 +86,10 @@ functions:
   fn:
     url: http://127.0.0.1:{fn.port}
     timeout: 4s
+  lingering:
+    url: http://127.0.0.1:{fn.port}
+    timeout: 5s
+    headers: {{ x-stub-delay-ms: "2000" }}
 routes:
   - name: up
     match: {{ path: /up }}
@@ -101,8 +105,14 @@ routes:
     function: fn
     cutover: 0
     shadow: {{ methods: [GET, POST], max_inflight: 1, compare: {{ body: none }} }}
+  - name: g
+    match: {{ path: /g }}
+    function: lingering
+    cutover: 0
+    shadow: {{ compare: {{ body: none }} }}
 """
-proxy = Proxy(f"http://127.0.0.1:{early_legacy.getsockname()[1]}", routes_yaml=routes)
+proxy = Proxy(f"http://127.0.0.1:{early_legacy.getsockname()[1]}", routes_yaml=routes,
+              settings="shadow: { max_inflight: 2 }\n")
 P, A = proxy.port, proxy.admin_port
 
 
@@ -151,6 +161,13 @@ time.sleep(0.3 * SLOW)
 sh = shadow_of("w")
 t.ok(st == 200 and sh["skipped_by"]["over_capacity"] == 0 and sh["skipped_by"]["primary_failed"] == 2,
      "with max_inflight 1, the next request is shadowed: the gone client's slot was freed", sh)
+
+# ---- the global cap: shadow.max_inflight 2, the route's own cap (64) never reached ----
+for _ in range(5):
+    request(P, "GET", "/g")
+sh = shadow_of("g")
+t.eq(sh["skipped_by"]["over_capacity"], 3,
+     "with 2 shadows in flight server-wide, the next 3 are skipped over capacity")
 
 proxy.stop()
 t.ok(proxy.sanitizer_report() is None, "no sanitizer report", proxy.sanitizer_report())
