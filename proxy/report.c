@@ -445,6 +445,20 @@ static void durations(struct evbuffer *o, const metric_ctx *m)
         }
 }
 
+/* A counter family of shadow reasons first..last (sf_stats_shadow_reason), by route. */
+static void reason_family(struct evbuffer *o, const metric_ctx *m, const char *name,
+                          const char *help, int first, int last)
+{
+    char lb[256];
+    family(o, name, "counter", help);
+    for (int i = 0; i < m->n; i++)
+        for (int r = first; r <= last; r++)
+            evbuffer_add_printf(o, "%s{route=\"%s\",reason=\"%s\"} %llu\n", name,
+                                label(m->snaps[i].name, lb, sizeof(lb)),
+                                sf_stats_shadow_reason_name(r),
+                                (unsigned long long)m->snaps[i].shadow_reason[r]);
+}
+
 static void per_route(struct evbuffer *o, const metric_ctx *m, const sf_server *s)
 {
     char lb[256], f[32];
@@ -468,24 +482,14 @@ static void per_route(struct evbuffer *o, const metric_ctx *m, const sf_server *
                 o, "strangler_shadow_comparisons_total{route=\"%s\",result=\"%s\"} %llu\n",
                 label(m->snaps[i].name, lb, sizeof(lb)), sf_stats_shadow_result_name(r),
                 (unsigned long long)m->snaps[i].shadow[r]);
-    family(o, "strangler_shadow_skipped_total", "counter",
-           "Shadows not sent or given up, by route and reason (sampled_out, method, "
-           "body_too_large, over_capacity, primary_failed).");
-    for (int i = 0; i < m->n; i++)
-        for (int r = 0; r <= SF_STATS_SHADOW_SKIP_MAX; r++)
-            evbuffer_add_printf(
-                o, "strangler_shadow_skipped_total{route=\"%s\",reason=\"%s\"} %llu\n",
-                label(m->snaps[i].name, lb, sizeof(lb)), sf_stats_shadow_reason_name(r),
-                (unsigned long long)m->snaps[i].shadow_reason[r]);
-    family(o, "strangler_shadow_errors_total", "counter",
-           "Shadows the function failed, by route and reason (timeout, connect, reset, protocol, "
-           "5xx).");
-    for (int i = 0; i < m->n; i++)
-        for (int r = SF_STATS_SHADOW_SKIP_MAX + 1; r < SF_STATS_SHADOW_REASONS; r++)
-            evbuffer_add_printf(
-                o, "strangler_shadow_errors_total{route=\"%s\",reason=\"%s\"} %llu\n",
-                label(m->snaps[i].name, lb, sizeof(lb)), sf_stats_shadow_reason_name(r),
-                (unsigned long long)m->snaps[i].shadow_reason[r]);
+    reason_family(o, m, "strangler_shadow_skipped_total",
+                  "Shadows not sent or given up, by route and reason (sampled_out, method, "
+                  "body_too_large, over_capacity, primary_failed).",
+                  0, SF_STATS_SHADOW_SKIP_MAX);
+    reason_family(o, m, "strangler_shadow_errors_total",
+                  "Shadows the function failed, by route and reason (timeout, connect, reset, "
+                  "protocol, 5xx).",
+                  SF_STATS_SHADOW_SKIP_MAX + 1, SF_STATS_SHADOW_REASONS - 1);
     family(o, "strangler_guard_breaches_total", "counter",
            "Guard checks found breached (once per window), by route and check; a breach rolls "
            "the route back unless the guard is a dry run.");

@@ -8,9 +8,7 @@
 import http.server
 import json
 import os
-import pty
 import re
-import select
 import subprocess
 import sys
 import tempfile
@@ -28,36 +26,7 @@ TOKEN = "d1ffs-" + "z" * 26
 cli = cli_run
 
 
-def on_pty(*args, env=None):
-    """Runs strangler with stdout on a terminal; returns (exit code, output bytes, stderr)."""
-    e = dict(os.environ)
-    e.pop("STRANGLER_CONF", None)
-    e.pop("NO_COLOR", None)
-    e.update(env or {})
-    mpty, spty = pty.openpty()
-    p = subprocess.Popen([STRANGLER, *args], stdout=spty, stderr=subprocess.PIPE,
-                         stdin=subprocess.DEVNULL, env=e)
-    os.close(spty)
-    got = b""
-    deadline = time.time() + 20 * SLOW
-    while time.time() < deadline:
-        r, _, _ = select.select([mpty], [], [], 0.5)
-        if r:
-            try:
-                chunk = os.read(mpty, 65536)
-            except OSError:  # EIO: the other side closed
-                break
-            if not chunk:
-                break
-            got += chunk
-        elif p.poll() is not None:
-            break
-    os.close(mpty)
-    rc = p.wait(timeout=10 * SLOW)
-    err = p.stderr.read().decode()
-    p.stderr.close()
-    check_sanitizer([*args, "(tty)"], err)
-    return rc, got.replace(b"\r\n", b"\n"), err
+on_pty = cli_on_pty
 
 
 def mismatch(i, path, diffs, status=(200, 200), more=0, method="GET", rid=None):

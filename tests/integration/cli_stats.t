@@ -7,7 +7,6 @@
 import http.server
 import json
 import os
-import pty
 import re
 import select
 import signal
@@ -273,29 +272,7 @@ t.ok(rc == 1 and len(frames) == 3 and row(frames[0], "orders") and
      all(f"no strangler is answering on 127.0.0.1:{gone.port}" in f for f in frames[1:]),
      "--watch: the proxy goes away: each frame says so, exit 1 after --count", out + err)
 
-mpty, spty = pty.openpty()
-p = subprocess.Popen([STRANGLER, "-c", FCONF, "stats", "--watch", "--count", "2"], stdout=spty,
-                     stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-os.close(spty)
-got = b""
-deadline = time.time() + 20 * SLOW
-while time.time() < deadline:
-    r, _, _ = select.select([mpty], [], [], 0.5)
-    if r:
-        try:
-            chunk = os.read(mpty, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        got += chunk
-    elif p.poll() is not None:
-        break
-os.close(mpty)
-rc = p.wait(timeout=10 * SLOW)
-perr = p.stderr.read().decode()
-p.stderr.close()
-check_sanitizer(["stats", "--watch (tty)"], perr)
+rc, got, perr = cli_on_pty("-c", FCONF, "stats", "--watch", "--count", "2")
 t.ok(rc == 0 and got.count(b"\033[H\033[2J") == 2 and got.startswith(b"\033[H\033[2J") and
      b"orders" in got, "--watch on a terminal: the screen is cleared before each frame",
      repr(got[:300]) + perr)

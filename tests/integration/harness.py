@@ -361,3 +361,38 @@ def cli_run(*args, env=None):
     cli_outputs.append(p.stdout + p.stderr)
     check_sanitizer(args, p.stderr)
     return p.returncode, p.stdout, p.stderr
+
+
+def cli_on_pty(*args, env=None):
+    """Runs strangler with stdout on a terminal (bounded in time); returns (exit code, output
+    bytes with CRLF as LF, stderr)."""
+    import pty
+    import select
+    e = dict(os.environ)
+    e.pop("STRANGLER_CONF", None)
+    e.pop("NO_COLOR", None)
+    e.update(env or {})
+    mpty, spty = pty.openpty()
+    p = subprocess.Popen([STRANGLER, *args], stdout=spty, stderr=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL, env=e)
+    os.close(spty)
+    got = b""
+    deadline = time.time() + 20 * SLOW
+    while time.time() < deadline:
+        r, _, _ = select.select([mpty], [], [], 0.5)
+        if r:
+            try:
+                chunk = os.read(mpty, 65536)
+            except OSError:  # EIO: the other side closed
+                break
+            if not chunk:
+                break
+            got += chunk
+        elif p.poll() is not None:
+            break
+    os.close(mpty)
+    rc = p.wait(timeout=10 * SLOW)
+    err = p.stderr.read().decode()
+    p.stderr.close()
+    check_sanitizer([*args, "(tty)"], err)
+    return rc, got.replace(b"\r\n", b"\n"), err
