@@ -187,6 +187,10 @@ t.ok(sh["noise"] > 0 and sh["match"] == 0 and sh["mismatch"] < 120,
 with urllib.request.urlopen(f"http://127.0.0.1:{A}/routes/learn/diffs", timeout=10) as r:
     noise = json.loads(r.read()).get("noise_paths", [])
 t.ok("/peer" in noise, "the learned noise paths are listed", noise)
+with urllib.request.urlopen(f"http://127.0.0.1:{A}/routes", timeout=10) as r:
+    live = {x["name"]: x for x in json.loads(r.read())["routes"]}
+t.ok("/peer" in live["learn"]["shadow"].get("noise_paths", []),
+     "and shown in GET /routes", live["learn"]["shadow"])
 before = shadow_of("learn")
 for i in range(1, 11):
     get(f"/__echo/learn?i={i}")
