@@ -121,13 +121,6 @@ static int rows_of(const sf_server *s, row **out)
     return k;
 }
 
-static uint64_t now_sec(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec;
-}
-
 /* ---- GET /stats ---- */
 
 /* Seconds of a rate's window that the proxy has been up for: the current second counts. */
@@ -255,16 +248,17 @@ static json_t *shadow_json(const sf_stats_snapshot *sn)
     return o;
 }
 
-static json_t *route_stats(sf_server *s, const row *rw, uint64_t now, int with_series)
+/* The route's object of GET /stats; its snapshot in snap (for the totals). */
+static json_t *route_stats(sf_server *s, const row *rw, uint64_t now, int with_series,
+                           sf_stats_snapshot *snap)
 {
-    sf_stats_snapshot snap;
-    const sf_stats_snapshot *sn = &snap;
+    const sf_stats_snapshot *sn = snap;
     size_t nf;
-    sf_stats_snapshot_slot(s->stats, rw->slot, now, &snap);
+    sf_stats_snapshot_slot(s->stats, rw->slot, now, snap);
     /* in the first minutes, the seconds before the start are no traffic, not idle time */
     for (int b = 0; b < SF_STATS_BACKENDS; b++) {
-        snap.backend[b].rate_60s = (double)snap.backend[b].requests_60s / window(s, now, 60);
-        snap.backend[b].rate_300s = (double)snap.backend[b].requests_300s / window(s, now, 300);
+        snap->backend[b].rate_60s = (double)snap->backend[b].requests_60s / window(s, now, 60);
+        snap->backend[b].rate_300s = (double)snap->backend[b].requests_300s / window(s, now, 300);
     }
     const sf_route *r = rw->route;
     const sf_function *fns = sf_table_functions(s->rt->table, &nf);
@@ -307,7 +301,7 @@ static json_t *route_stats(sf_server *s, const row *rw, uint64_t now, int with_s
 
 json_t *sf_report_stats_json(sf_server *s, int with_series)
 {
-    uint64_t now = now_sec();
+    uint64_t now = sf_mono_sec();
     char at[32];
     sf_report_audit_refresh(s);
     sf_audit_format_time(0, at);
@@ -318,13 +312,11 @@ json_t *sf_report_stats_json(sf_server *s, int with_series)
     json_t *jr = json_array();
     uint64_t total[SF_STATS_BACKENDS] = {0}, recent[SF_STATS_BACKENDS] = {0};
     for (int i = 0; i < n; i++) {
-        json_t *o = route_stats(s, &rows[i], now, with_series);
+        sf_stats_snapshot snap;
+        json_t *o = route_stats(s, &rows[i], now, with_series, &snap);
         for (int be = 0; be < SF_STATS_BACKENDS; be++) {
-            const char *bn = sf_stats_backend_name(be);
-            total[be] +=
-                (uint64_t)json_integer_value(json_object_get(json_object_get(o, "requests"), bn));
-            recent[be] += (uint64_t)json_integer_value(
-                json_object_get(json_object_get(o, "requests_60s"), bn));
+            total[be] += snap.backend[be].requests;
+            recent[be] += snap.backend[be].requests_60s;
         }
         json_array_append_new(jr, o);
     }
@@ -568,7 +560,7 @@ static void process(struct evbuffer *o, sf_server *s, uint64_t now)
 
 char *sf_report_metrics(sf_server *s, size_t *len)
 {
-    uint64_t now = now_sec();
+    uint64_t now = sf_mono_sec();
     sf_report_audit_refresh(s);
     metric_ctx m = {0};
     m.n = rows_of(s, &m.rows);

@@ -339,6 +339,13 @@ sf_diffs *sf_server_diffs(sf_server *s)
     return s->diffs;
 }
 
+uint64_t sf_mono_sec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec;
+}
+
 double sf_wall_now(void)
 {
     struct timespec ts;
@@ -505,11 +512,9 @@ int sf_server_reload(sf_server *s, const char *trigger)
 
 static void on_guard_tick(evutil_socket_t fd, short what, void *arg)
 {
-    struct timespec now;
     (void)fd;
     (void)what;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    sf_guard_tick(arg, (uint64_t)now.tv_sec);
+    sf_guard_tick(arg, sf_mono_sec());
 }
 
 static void on_routes_changed(void *arg)
@@ -567,9 +572,7 @@ sf_server *sf_server_create(sf_settings *cfg, sf_route_table *table, char *err, 
         s->shadows == NULL || s->diffs == NULL || s->guards == NULL)
         goto oom;
     /* the ring's clock, and every route's slot before the first request */
-    struct timespec mono;
-    clock_gettime(CLOCK_MONOTONIC, &mono);
-    s->started_mono = (uint64_t)mono.tv_sec;
+    s->started_mono = sf_mono_sec();
     s->started_wall = sf_wall_now();
     s->default_slot = sf_stats_slot(s->stats, "_default");
     if (s->default_slot < 0)

@@ -146,6 +146,9 @@ int sf_server_set_cutover(sf_server *s, const char *route, uint32_t bp, const ch
                           const char *reason, const char *actor, const char *trigger,
                           struct sf_edit_result *res, int *applied, char *err, size_t errlen);
 
+/* The monotonic clock in whole seconds: the stats ring's clock. */
+uint64_t sf_mono_sec(void);
+
 /* The wall clock in seconds (for loaded_at, reload times). */
 double sf_wall_now(void);
 

@@ -34,12 +34,6 @@
 #define FALLBACK_BODY_MAX (1024 * 1024)
 
 enum { CS_HEAD, CS_BODY, CS_WAIT, CS_CLOSING, CS_LINGER };
-enum {
-    RM_NONE = SF_HTTP_BODY_NONE,
-    RM_LENGTH = SF_HTTP_BODY_LENGTH,
-    RM_CHUNKED = SF_HTTP_BODY_CHUNKED,
-    RM_CLOSE = SF_HTTP_BODY_CLOSE
-};
 
 typedef struct {
     sf_upconn *up;
@@ -850,11 +844,8 @@ static void prepare_shadow(sf_client *c, const sf_http_request *req, size_t head
         why = SF_STATS_SKIP_BODY;
     else
         why = sf_shadow_admit(s, r, slot);
-    struct timespec now;
     if (why >= 0) {
-        now_mono(&now);
-        sf_stats_record_shadow_reason(s->stats, slot, (sf_stats_shadow_reason)why,
-                                      (uint64_t)now.tv_sec);
+        sf_stats_record_shadow_reason(s->stats, slot, (sf_stats_shadow_reason)why, sf_mono_sec());
         return;
     }
     sf_backend *fn = &x->rt->fns[r->function_index];
@@ -873,8 +864,7 @@ static void prepare_shadow(sf_client *c, const sf_http_request *req, size_t head
         p->fn_head = head_copy(c, req, head_len, (sf_slice){s->targetbuf, (size_t)n}, fn, 1,
                                &p->fn_head_len);
     if (p->fn_head == NULL) {
-        now_mono(&now);
-        sf_stats_record_shadow_reason(s->stats, slot, SF_STATS_ERR_PROTOCOL, (uint64_t)now.tv_sec);
+        sf_stats_record_shadow_reason(s->stats, slot, SF_STATS_ERR_PROTOCOL, sf_mono_sec());
         return;
     }
     if (r->shadow.learn_noise && x->req_done && is_safe(req->method) &&
@@ -894,12 +884,9 @@ static int launch_shadow(sf_client *c)
         return 0;
     x->shadow_pending = NULL;
     x->shadow = sf_shadow_start(c->srv, p); /* takes the heads */
-    if (x->shadow == NULL) {
-        struct timespec now;
-        now_mono(&now);
+    if (x->shadow == NULL)
         sf_stats_record_shadow_reason(c->srv->stats, p->slot, SF_STATS_SKIP_CAPACITY,
-                                      (uint64_t)now.tv_sec);
-    }
+                                      sf_mono_sec());
     free(p);
     if (x->req_done)
         return 0;
@@ -1617,10 +1604,10 @@ static int relay_head(sf_client *c, const sf_http_response *resp, size_t head_le
         w = put_header(w, h->name, h->value);
     }
     switch (x->resp.mode) {
-    case RM_LENGTH:
+    case SF_HTTP_BODY_LENGTH:
         w += snprintf(w, 40, "Content-Length: %lld\r\n", (long long)resp->content_length);
         break;
-    case RM_NONE:
+    case SF_HTTP_BODY_NONE:
         /* HEAD and 304 keep the length of the representation; 1xx and 204 have none. */
         if (resp->content_length >= 0 && resp->status != 204)
             w += snprintf(w, 40, "Content-Length: %lld\r\n", (long long)resp->content_length);
@@ -1662,7 +1649,7 @@ static int relay_body(sf_client *c)
 {
     exchange *x = &c->x;
     int done = sf_body_read(&x->resp, x->up->in, relay_take, c);
-    if (done == 1 && x->resp.mode == RM_CHUNKED && x->client_chunked) {
+    if (done == 1 && x->resp.mode == SF_HTTP_BODY_CHUNKED && x->client_chunked) {
         evbuffer_add(c->out, "0\r\n\r\n", 5);
         x->bytes_out += 5;
     }
@@ -1774,7 +1761,7 @@ static void up_on_read(void *owner, sf_upconn *up, ssize_t n, int err)
             return;
         }
     }
-    if (x->resp.mode == RM_CLOSE) {
+    if (x->resp.mode == SF_HTTP_BODY_CLOSE) {
         /* end of a close-delimited body */
         if (x->client_chunked) {
             evbuffer_add(c->out, "0\r\n\r\n", 5);

@@ -285,13 +285,6 @@ static void up_timeout(void *owner, sf_upconn *up);
 
 static const sf_upconn_ops leg_ops = {up_read, up_connect, up_drained, up_write_error, up_timeout};
 
-static uint64_t now_sec(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec;
-}
-
 /* Opens the leg's connection and queues its head. Returns -1 (the leg failed) when no socket
  * could be started. */
 static int leg_open(struct leg *g, int fresh)
@@ -537,7 +530,8 @@ static void abandon(sf_shadow *sh, int why)
     if (sh->abandoned >= 0)
         return;
     sh->abandoned = why;
-    sf_stats_record_shadow_reason(sh->srv->stats, sh->slot, (sf_stats_shadow_reason)why, now_sec());
+    sf_stats_record_shadow_reason(sh->srv->stats, sh->slot, (sf_stats_shadow_reason)why,
+                                  sf_mono_sec());
     leg_finish(&sh->fn, why);
     leg_finish(&sh->learn, why);
 }
@@ -585,7 +579,6 @@ void sf_shadow_primary_done(sf_shadow *sh, int ok, const sf_access_entry *log)
     sh->primary_done = 1; /* only now: abandon() must not end the shadow between its legs */
     if (log != NULL) {
         sh->log = *log;
-        sh->request_id = sh->request_id != NULL ? sh->request_id : dup_or_null(log->request_id);
         sh->client = dup_or_null(log->client);
         sh->route_name = dup_or_null(log->route);
         sh->backend = dup_or_null(log->backend);
@@ -615,7 +608,7 @@ static int compare(sf_shadow *sh)
         sf_cmp_outcome_dispose(&out);
         sf_warn("shadow of %s on route %s: out of memory comparing the answers", sh->request_id,
                 sh->route->name);
-        sf_stats_record_shadow(s->stats, sh->slot, SF_STATS_SHADOW_ERROR, now_sec());
+        sf_stats_record_shadow(s->stats, sh->slot, SF_STATS_SHADOW_ERROR, sf_mono_sec());
         return SF_STATS_SHADOW_ERROR;
     }
     int result = out.result == SF_CMP_MATCH   ? SF_STATS_SHADOW_MATCH
@@ -634,7 +627,7 @@ static int compare(sf_shadow *sh)
                         legacy.status, fn.status, items, n, out.more + (out.ndiffs - n));
     }
     sf_cmp_outcome_dispose(&out);
-    sf_stats_record_shadow(s->stats, sh->slot, (sf_stats_shadow_result)result, now_sec());
+    sf_stats_record_shadow(s->stats, sh->slot, (sf_stats_shadow_result)result, sf_mono_sec());
     return result;
 }
 
@@ -661,7 +654,7 @@ static void maybe_end(sf_shadow *sh)
     } else if (sh->fn.fail >= 0 || sh->fn.cap.status >= 500) {
         int why = sh->fn.fail >= 0 ? sh->fn.fail : SF_STATS_ERR_5XX;
         sf_stats_record_shadow_reason(sh->srv->stats, sh->slot, (sf_stats_shadow_reason)why,
-                                      now_sec());
+                                      sf_mono_sec());
         result = SF_STATS_SHADOW_ERROR;
     } else {
         learn(sh); /* first, so that this very comparison knows the noise */
