@@ -421,6 +421,72 @@ static void dashboard(sf_admin_response *out)
 
 /* ---- dispatch ---- */
 
+/* The host part of a Host value or of an Origin's authority: "[::1]:9901" -> "::1". */
+static sf_slice host_part(sf_slice hp)
+{
+    if (hp.len > 0 && hp.p[0] == '[') {
+        const char *end = memchr(hp.p, ']', hp.len);
+        return end != NULL ? (sf_slice){hp.p + 1, (size_t)(end - hp.p - 1)} : (sf_slice){"", 0};
+    }
+    const char *colon = memchr(hp.p, ':', hp.len);
+    return colon != NULL ? (sf_slice){hp.p, (size_t)(colon - hp.p)} : hp;
+}
+
+static int slice_is_nocase(sf_slice s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.len == n && strncasecmp(s.p, lit, n) == 0;
+}
+
+/* A name only this machine answers to: localhost, 127.0.0.0/8, ::1, or the admin address's own
+ * host. */
+static int host_is_local(const sf_server *s, sf_slice host)
+{
+    sf_slice h = host_part(host);
+    if (slice_is_nocase(h, "localhost") || slice_is(h, "::1"))
+        return 1;
+    if (h.len >= 5 && memcmp(h.p, "127.", 4) == 0) {
+        for (size_t i = 4; i < h.len; i++)
+            if (!isdigit((unsigned char)h.p[i]) && h.p[i] != '.')
+                return 0;
+        return 1;
+    }
+    const char *admin = s->cfg->admin_address;
+    if (admin == NULL || h.len == 0)
+        return 0;
+    sf_slice own = host_part((sf_slice){admin, strlen(admin)});
+    return own.len == h.len && strncasecmp(own.p, h.p, h.len) == 0;
+}
+
+/* What a web page in a browser could make this API do, refused (see README, "Admin API
+ * safety"). Without a token the admin address is trusted for being loopback, which a page
+ * can reach too: by a DNS name of its own resolving to 127.0.0.1 (rebinding: the Host is that
+ * name), or by a cross-site POST (the browser says so in Origin and Sec-Fetch-Site). Tools
+ * (curl, the CLI, Prometheus) send none of those headers, or a local Host. Returns a message, or
+ * NULL when the call may proceed. */
+static const char *browser_guard(const sf_server *s, const sf_admin_request *rq, int post)
+{
+    if (s->cfg->admin_token == NULL && rq->host.len > 0 && !host_is_local(s, rq->host))
+        return "this admin API answers only to a local Host (localhost, 127.0.0.1, [::1]) when no "
+               "token is configured: a guard against DNS rebinding";
+    if (!post)
+        return NULL;
+    if (slice_is_nocase(rq->fetch_site, "cross-site") ||
+        slice_is_nocase(rq->fetch_site, "same-site"))
+        return "a change requested by another site's page is refused";
+    if (rq->origin.len > 0) {
+        static const char http[] = "http://";
+        sf_slice o = rq->origin;
+        if (o.len <= sizeof(http) - 1 || strncasecmp(o.p, http, sizeof(http) - 1) != 0)
+            return "a change requested from another origin is refused";
+        o.p += sizeof(http) - 1;
+        o.len -= sizeof(http) - 1;
+        if (o.len != rq->host.len || strncasecmp(o.p, rq->host.p, o.len) != 0)
+            return "a change requested from another origin is refused";
+    }
+    return NULL;
+}
+
 /* Constant time whatever the token and the guess (their digests are compared). */
 static int token_ok(const sf_server *s, sf_slice auth)
 {
@@ -440,6 +506,11 @@ void sf_admin_handle(sf_server *s, const sf_admin_request *rq, sf_admin_response
     int post = slice_is(rq->method, "POST");
     sf_slice p = rq->path;
 
+    const char *refused = browser_guard(s, rq, post);
+    if (refused != NULL) {
+        reply_error(out, 403, refused);
+        return;
+    }
     /* The dashboard page holds no data (it asks for the token to fetch /stats), so it is
      * served without one. */
     if (slice_is(p, "/")) {

@@ -21,6 +21,9 @@ typedef struct {
     sf_slice query;         /* without the '?', may be empty */
     sf_slice body;          /* complete (Content-Length framed), may be empty */
     sf_slice authorization; /* the Authorization header's value; len 0 when absent */
+    sf_slice host;          /* Host, Origin and Sec-Fetch-Site: the browser guards; len 0 when */
+    sf_slice origin;        /* absent */
+    sf_slice fetch_site;
 } sf_admin_request;
 
 typedef struct {

@@ -1784,15 +1784,24 @@ static void up_on_read(void *owner, sf_upconn *up, ssize_t n, int err)
 static int admin_request(sf_client *c, const sf_http_request *req, size_t head_len)
 {
     exchange *x = &c->x;
-    sf_admin_request rq = {req->method, req->path, {"", 0}, {"", 0}, {"", 0}};
+    static const sf_slice none = {"", 0};
+    sf_admin_request rq = {req->method, req->path, none, none, none, none, none, none};
     const char *q = memchr(rq.path.p, '?', rq.path.len);
     if (q != NULL) {
         rq.query = (sf_slice){q + 1, rq.path.len - (size_t)(q - rq.path.p) - 1};
         rq.path.len = (size_t)(q - rq.path.p);
     }
-    for (size_t i = 0; i < req->num_headers; i++)
-        if (SF_HTTP_NAME_IS(req->headers[i].name, "authorization"))
-            rq.authorization = req->headers[i].value;
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const sf_http_header *h = &req->headers[i];
+        if (SF_HTTP_NAME_IS(h->name, "authorization"))
+            rq.authorization = h->value;
+        else if (SF_HTTP_NAME_IS(h->name, "host"))
+            rq.host = h->value;
+        else if (SF_HTTP_NAME_IS(h->name, "origin"))
+            rq.origin = h->value;
+        else if (SF_HTTP_NAME_IS(h->name, "sec-fetch-site"))
+            rq.fetch_site = h->value;
+    }
     /* advance() made head and body contiguous before parsing, so this pullup moves nothing
      * (the head's slices stay valid); head_len counts any empty lines before the request */
     size_t body_len = req->content_length > 0 ? (size_t)req->content_length : 0;

@@ -130,9 +130,9 @@ t.eq(js.get("trigger"), "api", "any other trigger is api")
 # the body is read from the right place.
 s_ = connect(A)
 body = b'{"percent": 10, "reason": "leading CRLF"}'
-s_.sendall(b"\r\n\r\nPOST /routes/orders/cutover HTTP/1.1\r\nHost: a\r\nContent-Type: "
+s_.sendall(b"\r\n\r\nPOST /routes/orders/cutover HTTP/1.1\r\nHost: localhost\r\nContent-Type: "
            b"application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" +
-           body + b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+           body + b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
 st1, _, b1 = read_response(s_)
 st2, _, b2 = read_response(s_)
 s_.close()
