@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <linux/sockios.h>
@@ -51,6 +52,8 @@ struct sf_stub {
     uint64_t requests;
     struct sf_stub_req *inflight; /* every live sf_stub_req, so shutdown can free them */
     const char *stopped_by;
+    SSL_CTX *tls;  /* HTTPS when set */
+    int record_fd; /* --record: every byte received is appended here; -1 when off */
 };
 
 enum waiting { WAIT_NONE, WAIT_DELAY, WAIT_SLOW, WAIT_FLUSH };
@@ -740,28 +743,69 @@ fail_quiet:
     return NULL;
 }
 
-/* evhttp asks for each accepted connection's bufferevent: a TLS one, accepting. */
+/* --record: the bytes just added to a connection's input, appended to the record file as they
+ * arrive, before evhttp parses them; a test reads the file to see what reached the server, even
+ * bytes evhttp would refuse. Evbuffer callbacks run at once on each add, so the new bytes are
+ * the buffer's tail. */
+static void on_input_added(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    struct sf_stub *srv = arg;
+    size_t len = evbuffer_get_length(buf), at = info->orig_size;
+    struct evbuffer_ptr pos;
+    char tmp[16384];
+
+    if (info->n_added == 0 || at + info->n_added > len ||
+        evbuffer_ptr_set(buf, &pos, at, EVBUFFER_PTR_SET) < 0)
+        return;
+    for (size_t left = info->n_added; left > 0;) {
+        ev_ssize_t n =
+            evbuffer_copyout_from(buf, &pos, tmp, left < sizeof(tmp) ? left : sizeof(tmp));
+        if (n <= 0 || write(srv->record_fd, tmp, (size_t)n) != n) {
+            fprintf(stderr, "%s: --record: write failed: %s\n", srv->app->name, strerror(errno));
+            return;
+        }
+        left -= (size_t)n;
+        evbuffer_ptr_set(buf, &pos, (size_t)n, EVBUFFER_PTR_ADD);
+    }
+}
+
+/* evhttp asks for each accepted connection's bufferevent (set only with --tls-cert or
+ * --record): a TLS one, accepting, or a plain one; with --record, its input is recorded. */
 static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
 {
-    SSL *ssl = SSL_new(arg);
+    struct sf_stub *srv = arg;
     struct bufferevent *bev;
 
-    if (ssl == NULL)
-        return NULL;
-    bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                         BEV_OPT_CLOSE_ON_FREE);
-    if (bev == NULL) {
-        SSL_free(ssl);
+    if (srv->tls != NULL) {
+        SSL *ssl = SSL_new(srv->tls);
+        if (ssl == NULL)
+            return NULL;
+        bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                             BEV_OPT_CLOSE_ON_FREE);
+        if (bev == NULL) {
+            SSL_free(ssl);
+            return NULL;
+        }
+        /* Clients closing without close_notify are common and harmless for HTTP/1.1 framing. */
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    } else {
+        bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+        if (bev == NULL)
+            return NULL;
+    }
+    if (srv->record_fd >= 0 &&
+        evbuffer_add_cb(bufferevent_get_input(bev), on_input_added, srv) == NULL) {
+        bufferevent_free(bev);
         return NULL;
     }
-    /* Clients closing without close_notify are common and harmless for HTTP/1.1 framing. */
-    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
     return bev;
 }
 
 static void usage(FILE *out, const struct sf_stub_app *app)
 {
-    fprintf(out, "usage: %s [--host H] [--port P] [--tls-cert FILE --tls-key FILE] [--help]\n",
+    fprintf(out,
+            "usage: %s [--host H] [--port P] [--tls-cert FILE --tls-key FILE] [--record FILE] "
+            "[--help]\n",
             app->name);
 }
 
@@ -773,6 +817,9 @@ static void help(const struct sf_stub_app *app)
            "  --port P         port to listen on (default %d; 0 picks a free one)\n"
            "  --tls-cert FILE  serve HTTPS (TLS 1.2 or later) with this PEM certificate chain\n"
            "  --tls-key FILE   ... and this PEM private key; both or neither (default: HTTP)\n"
+           "  --record FILE    append every byte received, on every connection, to FILE as it\n"
+           "                   arrives (before it is parsed): tests read it to see what reached\n"
+           "                   the server\n"
            "  --help           this text\n\n",
            app->default_port);
     app->print_endpoints(stdout);
@@ -812,13 +859,16 @@ static void free_inflight(struct sf_stub *srv)
 
 int sf_stub_main(int argc, char **argv, const struct sf_stub_app *app)
 {
-    static const struct option opts[] = {
-        {"host", required_argument, NULL, 'H'},     {"port", required_argument, NULL, 'p'},
-        {"tls-cert", required_argument, NULL, 'c'}, {"tls-key", required_argument, NULL, 'k'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
-    struct sf_stub srv = {.app = app};
+    static const struct option opts[] = {{"host", required_argument, NULL, 'H'},
+                                         {"port", required_argument, NULL, 'p'},
+                                         {"tls-cert", required_argument, NULL, 'c'},
+                                         {"tls-key", required_argument, NULL, 'k'},
+                                         {"record", required_argument, NULL, 'r'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    struct sf_stub srv = {.app = app, .record_fd = -1};
     struct event *sigterm = NULL, *sigint = NULL;
-    const char *host = "127.0.0.1", *tls_cert = NULL, *tls_key = NULL;
+    const char *host = "127.0.0.1", *tls_cert = NULL, *tls_key = NULL, *record = NULL;
     SSL_CTX *tls = NULL;
     int port = app->default_port, fd = -1, c, status = 1;
     char addr[128];
@@ -840,6 +890,9 @@ int sf_stub_main(int argc, char **argv, const struct sf_stub_app *app)
             break;
         case 'k':
             tls_key = optarg;
+            break;
+        case 'r':
+            record = optarg;
             break;
         case 'h':
             help(app);
@@ -864,6 +917,16 @@ int sf_stub_main(int argc, char **argv, const struct sf_stub_app *app)
         if (tls == NULL)
             return 1;
     }
+    srv.tls = tls;
+    if (record != NULL) {
+        srv.record_fd = open(record, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (srv.record_fd < 0) {
+            fprintf(stderr, "%s: --record: cannot open %s: %s\n", app->name, record,
+                    strerror(errno));
+            SSL_CTX_free(tls);
+            return 1;
+        }
+    }
 
     for (size_t i = 0; i < sizeof(pattern); i++)
         pattern[i] = (char)('a' + i % 26);
@@ -883,8 +946,8 @@ int sf_stub_main(int argc, char **argv, const struct sf_stub_app *app)
         srv.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
                       EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_PATCH);
     evhttp_set_gencb(srv.http, on_request, &srv);
-    if (tls != NULL)
-        evhttp_set_bevcb(srv.http, on_new_bev, tls);
+    if (tls != NULL || srv.record_fd >= 0)
+        evhttp_set_bevcb(srv.http, on_new_bev, &srv);
 
     fd = listen_on(host, port, addr, sizeof(addr));
     if (fd < 0) {
@@ -923,6 +986,8 @@ fail:
     if (srv.base != NULL)
         event_base_free(srv.base);
     SSL_CTX_free(tls);
+    if (srv.record_fd >= 0)
+        close(srv.record_fd);
     libevent_global_shutdown();
     return status;
 }

@@ -31,11 +31,17 @@ static int value_char(unsigned char c)
     return c >= 0x20 ? c != 0x7f : c == '\t';
 }
 
-/* Host: reg-name / IPv4 / IP-literal, optional port. */
+/* unreserved / sub-delims (RFC 3986 §2.2-2.3): the bytes of a reg-name or IPv4address besides
+ * pct-encoded triplets, and with ':' those of an IP-literal. */
 static int host_char(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           strchr("-._~!$&'()*+,;=%[]:", c) != NULL;
+           (c != '\0' && strchr("-._~!$&'()*+,;=", c) != NULL);
+}
+
+static int is_hex(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
 }
 
 int sf_http_name_is(sf_slice name, const char *lc, size_t lclen)
@@ -116,6 +122,30 @@ static int add_content_length(int64_t *cl, sf_slice v)
     *cl = n;
     return 0;
 }
+
+/* True when name spells the lowercase lc with at least one '_' where lc has '-'
+ * ("Transfer_Encoding"). Such a name is a valid token (RFC 9110 §5.1), but servers that map
+ * header names to CGI-style variables (HTTP_TRANSFER_ENCODING) fold '_' and '-' together, so
+ * it is a framing header in disguise to them and refused, as nginx drops it by default. */
+static int disguised_name(sf_slice name, const char *lc, size_t lclen)
+{
+    int underscore = 0;
+    if (name.len != lclen)
+        return 0;
+    for (size_t i = 0; i < lclen; i++) {
+        unsigned char c = (unsigned char)name.p[i];
+        if (c == '_' && lc[i] == '-') {
+            underscore = 1;
+            continue;
+        }
+        if (c >= 'A' && c <= 'Z')
+            c |= 0x20;
+        if (c != (unsigned char)lc[i])
+            return 0;
+    }
+    return underscore;
+}
+#define DISGUISED(s, lit) disguised_name((s), (lit), sizeof(lit) - 1)
 
 /* Connection: a comma list of tokens. */
 static unsigned parse_connection(sf_slice v)
@@ -240,15 +270,20 @@ static ssize_t parse_headers(const char *p, const char *end, sf_http_header *hea
                 hs->request_id_index = (int)hs->n;
             break;
         case 14:
-            if (SF_HTTP_NAME_IS(h->name, "content-length") &&
-                add_content_length(&hs->content_length, h->value) < 0)
-                return SF_HTTP_E_CONTENT_LENGTH;
+            if (SF_HTTP_NAME_IS(h->name, "content-length")) {
+                if (add_content_length(&hs->content_length, h->value) < 0)
+                    return SF_HTTP_E_CONTENT_LENGTH;
+            } else if (DISGUISED(h->name, "content-length")) {
+                return SF_HTTP_E_HEADER;
+            }
             break;
         case 17:
             if (SF_HTTP_NAME_IS(h->name, "transfer-encoding")) {
                 if (hs->te_seen++ || !te_is_chunked(h->value))
                     return SF_HTTP_E_TRANSFER_ENCODING;
                 hs->flags |= SF_HTTP_F_CHUNKED;
+            } else if (DISGUISED(h->name, "transfer-encoding")) {
+                return SF_HTTP_E_HEADER;
             }
             break;
         }
@@ -256,73 +291,58 @@ static ssize_t parse_headers(const char *p, const char *end, sf_http_header *hea
     }
 }
 
-/* Validates a Host value: host[:port] made of reg-name, IPv4 or IP-literal bytes. */
+/* Host = uri-host [ ":" port ] (RFC 9110 §7.2, RFC 3986 §3.2.2-3.2.3): an IP-literal in
+ * brackets, or a non-empty reg-name / IPv4address (pct-encoded triplets complete); then at most
+ * one ':' and digits. Userinfo, a second ':' outside brackets or a stray bracket is refused: a
+ * Host two parsers could split differently is how "host of troubles" attacks start. An empty
+ * Host is refused too: no http URI has an empty host (RFC 9110 §4.2.1). */
 static int valid_host(sf_slice v)
 {
+    const char *p = v.p, *end = v.p + v.len;
     if (v.len == 0 || v.len > 255)
         return 0;
-    for (size_t i = 0; i < v.len; i++)
-        if (!host_char((unsigned char)v.p[i]))
+    if (*p == '[') {
+        const char *close = memchr(p, ']', v.len);
+        if (close == NULL || close == p + 1)
+            return 0;
+        for (p++; p < close; p++)
+            if (!host_char((unsigned char)*p) && *p != ':')
+                return 0;
+        p++;
+    } else {
+        const char *start = p;
+        while (p < end && *p != ':') {
+            if (*p == '%') {
+                if (end - p < 3 || !is_hex((unsigned char)p[1]) || !is_hex((unsigned char)p[2]))
+                    return 0;
+                p += 3;
+                continue;
+            }
+            if (!host_char((unsigned char)*p))
+                return 0;
+            p++;
+        }
+        if (p == start)
+            return 0;
+    }
+    if (p == end)
+        return 1;
+    if (*p++ != ':')
+        return 0;
+    for (; p < end; p++)
+        if (*p < '0' || *p > '9')
             return 0;
     return 1;
 }
 
-ssize_t sf_http_parse_request(const char *buf, size_t len, sf_http_request *req,
-                              sf_http_header *headers, size_t capacity, const sf_http_limits *lim)
+/* request-line = method SP request-target SP HTTP-version (RFC 9112 §3), from m (a method
+ * followed by SP, already checked) to line_end (the line's CR). Fills the request-line fields
+ * of req; returns 0 or an SF_HTTP_E_* code. */
+static ssize_t parse_request_line(const char *m, const char *line_end, sf_http_request *req)
 {
-    const char *p = buf, *end;
-    size_t skip = 0;
-
-    /* RFC 9112 §2.2: ignore at least one empty line before the request-line. */
-    while (skip + 1 < len && buf[skip] == '\r' && buf[skip + 1] == '\n' && skip < 8)
-        skip += 2;
-    if (skip < len && (buf[skip] == '\r' || buf[skip] == '\n')) {
-        if (buf[skip] == '\r' && len - skip == 1)
-            return SF_HTTP_INCOMPLETE; /* the LF that follows decides */
-        return SF_HTTP_E_SYNTAX;
-    }
-    p = buf + skip;
-    size_t avail = len - skip;
-
-    /* Checks run in the same order on a partial and on a whole head (method, bare CR or LF,
-     * size, then the rest), so a message gets the same verdict however it was split. */
-    size_t head_len = find_head_end(p, avail);
-    if (head_len == 0) {
-        /* Reject garbage before waiting for more: the method must be a non-empty token. */
-        size_t i = 0;
-        while (i < avail && tchar[(unsigned char)p[i]])
-            i++;
-        if (i < avail && (i == 0 || p[i] != ' '))
-            return SF_HTTP_E_METHOD;
-        /* A bare LF anywhere is already known to be invalid. */
-        const char *lf = memchr(p, '\n', avail);
-        if (lf != NULL && (lf == p || lf[-1] != '\r'))
-            return SF_HTTP_E_SYNTAX;
-        /* Decide early on an over-long head: 414 only when the request line itself (CR
-         * excluded) is over the limit, however many bytes came with it; 431 otherwise. */
-        if (avail > lim->max_head_bytes) {
-            size_t line = lf != NULL ? (size_t)(lf - p) - 1 : avail - (p[avail - 1] == '\r');
-            return line > lim->max_head_bytes ? SF_HTTP_E_URI_TOO_LONG : SF_HTTP_E_HEADERS_TOO_BIG;
-        }
-        return SF_HTTP_INCOMPLETE;
-    }
-    end = p + head_len;
-
-    /* request-line = method SP request-target SP HTTP-version CRLF. The method scan stops at
-     * the latest at the head's final CR (not a tchar). */
-    const char *m = p;
-    while (p < end && tchar[(unsigned char)*p])
+    const char *p = m;
+    while (tchar[(unsigned char)*p])
         p++;
-    if (p == m || *p != ' ')
-        return SF_HTTP_E_METHOD;
-    const char *line_end = memchr(p, '\r', (size_t)(end - p));
-    if (line_end[1] != '\n' || memchr(m, '\n', (size_t)(line_end - m)) != NULL)
-        return SF_HTTP_E_SYNTAX; /* bare CR or LF */
-    if ((size_t)(line_end - m) > lim->max_head_bytes)
-        return SF_HTTP_E_URI_TOO_LONG;
-    if (head_len > lim->max_head_bytes)
-        return SF_HTTP_E_HEADERS_TOO_BIG;
-
     req->method.p = m;
     req->method.len = (size_t)(p - m);
     p++;
@@ -331,7 +351,7 @@ ssize_t sf_http_parse_request(const char *buf, size_t len, sf_http_request *req,
     while (p < line_end && target_char((unsigned char)*p))
         p++;
     if (p == t || p == line_end || *p != ' ')
-        return SF_HTTP_E_TARGET;
+        return SF_HTTP_E_TARGET; /* also "GET /" alone: HTTP/0.9 is not spoken */
     req->target.p = t;
     req->target.len = (size_t)(p - t);
     p++;
@@ -360,9 +380,8 @@ ssize_t sf_http_parse_request(const char *buf, size_t len, sf_http_request *req,
             slash++;
         req->authority.p = a;
         req->authority.len = (size_t)(slash - a);
-        if (req->authority.len == 0 || !valid_host(req->authority) ||
-            memchr(a, '@', req->authority.len) != NULL)
-            return SF_HTTP_E_TARGET;
+        if (!valid_host(req->authority))
+            return SF_HTTP_E_TARGET; /* also userinfo: '@' is not a host byte */
         /* The origin-form part: "/p?q", or "?q" / "" when the target has no path, which the
          * caller sends as "/?q" / "/" (RFC 9112 §3.2.2). */
         req->path.p = slash;
@@ -371,6 +390,81 @@ ssize_t sf_http_parse_request(const char *buf, size_t len, sf_http_request *req,
     } else {
         return SF_HTTP_E_TARGET;
     }
+    return 0;
+}
+
+ssize_t sf_http_parse_request(const char *buf, size_t len, sf_http_request *req,
+                              sf_http_header *headers, size_t capacity, const sf_http_limits *lim)
+{
+    const char *p = buf, *end;
+    size_t skip = 0;
+
+    /* RFC 9112 §2.2: ignore at least one empty line before the request-line. */
+    while (skip + 1 < len && buf[skip] == '\r' && buf[skip + 1] == '\n' && skip < 8)
+        skip += 2;
+    if (skip < len && (buf[skip] == '\r' || buf[skip] == '\n')) {
+        if (buf[skip] == '\r' && len - skip == 1)
+            return SF_HTTP_INCOMPLETE; /* the LF that follows decides */
+        return SF_HTTP_E_SYNTAX;
+    }
+    p = buf + skip;
+    size_t avail = len - skip;
+
+    /* Checks run in the same order on a partial and on a whole head (method, bare CR or LF in
+     * the request line, 414, the rest of the request line, 431, then the header lines), so a
+     * message gets the same verdict however it was split. */
+    size_t head_len = find_head_end(p, avail);
+    if (head_len == 0) {
+        /* Reject garbage before waiting for more: the method must be a non-empty token. */
+        size_t i = 0;
+        while (i < avail && tchar[(unsigned char)p[i]])
+            i++;
+        if (i < avail && (i == 0 || p[i] != ' '))
+            return SF_HTTP_E_METHOD;
+        /* The first LF ends the request line: bare, it is already known to be invalid. */
+        const char *lf = memchr(p, '\n', avail);
+        if (lf != NULL && (lf == p || lf[-1] != '\r'))
+            return SF_HTTP_E_SYNTAX;
+        if (lf != NULL) {
+            /* The request line is complete: judge it now rather than after the headers (an
+             * HTTP/0.9 "GET /" gets its 400 at once, not at the client_header timeout). */
+            const char *cr = memchr(p, '\r', (size_t)(lf - p));
+            if (cr != lf - 1)
+                return SF_HTTP_E_SYNTAX; /* a bare CR inside the line */
+            if ((size_t)(cr - p) > lim->max_head_bytes)
+                return SF_HTTP_E_URI_TOO_LONG;
+            ssize_t rc = parse_request_line(p, cr, req);
+            if (rc < 0)
+                return rc;
+            return avail > lim->max_head_bytes ? SF_HTTP_E_HEADERS_TOO_BIG : SF_HTTP_INCOMPLETE;
+        }
+        /* Decide early on an over-long request line: 414 once it is over the limit, however
+         * many bytes came with it; a line of exactly the limit whose CR is the last byte read
+         * waits for its LF, as the whole head would be judged on its content first. */
+        if (avail > lim->max_head_bytes) {
+            size_t line = avail - (p[avail - 1] == '\r');
+            return line > lim->max_head_bytes ? SF_HTTP_E_URI_TOO_LONG : SF_HTTP_INCOMPLETE;
+        }
+        return SF_HTTP_INCOMPLETE;
+    }
+    end = p + head_len;
+
+    /* The method scan stops at the latest at the head's final CR (not a tchar). */
+    const char *m = p;
+    while (p < end && tchar[(unsigned char)*p])
+        p++;
+    if (p == m || *p != ' ')
+        return SF_HTTP_E_METHOD;
+    const char *line_end = memchr(p, '\r', (size_t)(end - p));
+    if (line_end[1] != '\n' || memchr(m, '\n', (size_t)(line_end - m)) != NULL)
+        return SF_HTTP_E_SYNTAX; /* bare CR or LF */
+    if ((size_t)(line_end - m) > lim->max_head_bytes)
+        return SF_HTTP_E_URI_TOO_LONG;
+    ssize_t lrc = parse_request_line(m, line_end, req);
+    if (lrc < 0)
+        return lrc;
+    if (head_len > lim->max_head_bytes)
+        return SF_HTTP_E_HEADERS_TOO_BIG;
 
     header_scan hs;
     ssize_t rc = parse_headers(line_end + 2, end, headers, capacity, lim->max_headers, &hs);
@@ -505,8 +599,9 @@ enum {
     CH_DATA,    /* chunk data */
     CH_DATA_CR, /* CRLF after chunk data */
     CH_DATA_LF,
-    CH_TRAILER, /* start of a trailer line, or the final CRLF */
-    CH_TRAILER_LINE,
+    CH_TRAILER,       /* start of a trailer line, or the final CRLF */
+    CH_TRAILER_NAME,  /* field-name up to its ':' */
+    CH_TRAILER_VALUE, /* field-value up to CR */
     CH_TRAILER_LF,
     CH_END_LF, /* the final CRLF's LF */
     CH_DONE,
@@ -612,8 +707,7 @@ ssize_t sf_chunked_parse(sf_chunked *c, const char *buf, size_t len, size_t *dat
             if (ch == '\r') {
                 c->state = CH_END_LF;
             } else if (tchar[ch]) {
-                c->state = CH_TRAILER_LINE;
-                c->line_bytes = 1;
+                c->state = CH_TRAILER_NAME;
             } else {
                 return SF_CHUNK_E_TRAILER; /* obs-fold, bare LF, non-token */
             }
@@ -621,11 +715,22 @@ ssize_t sf_chunked_parse(sf_chunked *c, const char *buf, size_t len, size_t *dat
                 return SF_CHUNK_E_TRAILER;
             i++;
             break;
-        case CH_TRAILER_LINE:
+        case CH_TRAILER_NAME:
+            /* field-line = field-name ":" OWS field-value OWS (RFC 9112 §7.1.2, §5): a line
+             * with no colon, a space before it or a non-token name is refused as in a head */
+            if (ch == ':')
+                c->state = CH_TRAILER_VALUE;
+            else if (!tchar[ch])
+                return SF_CHUNK_E_TRAILER;
+            if (++c->trailer_bytes > CHUNK_TRAILER_MAX)
+                return SF_CHUNK_E_TRAILER;
+            i++;
+            break;
+        case CH_TRAILER_VALUE:
             if (ch == '\r')
                 c->state = CH_TRAILER_LF;
-            else if (!value_char(ch) && ch != ':')
-                return SF_CHUNK_E_TRAILER;
+            else if (!value_char(ch))
+                return SF_CHUNK_E_TRAILER; /* NUL, control bytes, bare LF */
             if (++c->trailer_bytes > CHUNK_TRAILER_MAX)
                 return SF_CHUNK_E_TRAILER;
             i++;

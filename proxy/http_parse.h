@@ -78,7 +78,9 @@ typedef struct {
 /* Parses a request head from buf[0..len). headers/capacity: the caller's array for header
  * slices. Leading empty lines (CRLF) before the request line are skipped (RFC 9112 §2.2).
  * Returns the number of bytes the head took (> 0), SF_HTTP_INCOMPLETE, or an SF_HTTP_E_* code.
- * Framing checks (Content-Length, Transfer-Encoding, Host) are part of the parse. */
+ * Framing checks (Content-Length, Transfer-Encoding, Host) are part of the parse. An error is
+ * returned as soon as it is certain: a bad request line as soon as its CRLF arrived, before the
+ * headers; the verdict does not depend on how the input was split. */
 ssize_t sf_http_parse_request(const char *buf, size_t len, sf_http_request *req,
                               sf_http_header *headers, size_t capacity, const sf_http_limits *lim);
 

@@ -91,77 +91,303 @@ t.ok(st in (504,), "an upstream that never accepts: 504", st)
 t.ok(el < 3 * SLOW, "the 504 comes at upstream_connect", el)
 
 
-# Upstreams that speak broken HTTP: 502, and the bad connection is not reused.
-def bad_upstream(answers):
-    srv = socket.socket()
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
-    conns = []
+# Upstreams that speak broken HTTP (DESIGN §8: 502, that connection closed, never reused).
+class FakeUpstream:
+    """A raw HTTP/1.1 upstream: answers each request (heads only, no bodies) with the bytes
+    answers[path] names (default: a valid 200 "ok"), on connections it keeps open, and records
+    per accepted connection the paths it served and whether the proxy closed it. With
+    idle_close, it closes a connection itself after that many idle seconds."""
 
-    def run():
+    OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+    def __init__(self, idle_close=None):
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(64)
+        self.port = self.srv.getsockname()[1]
+        self.answers = {}
+        self.conns = []  # {"paths": [...], "closed_by_peer": Event}, in accept order
+        self.lock = threading.Lock()
+        self.idle_close = idle_close
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
         while True:
             try:
-                c, _ = srv.accept()
+                c, _ = self.srv.accept()
             except OSError:
                 return
-            conns.append(c)
-            try:
-                c.settimeout(5)
-                c.recv(65536)
-                path_answer = answers[min(len(conns) - 1, len(answers) - 1)]
-                c.sendall(path_answer)
-                time.sleep(0.3)
-                c.close()
-            except OSError:
-                pass
+            rec = {"paths": [], "closed_by_peer": threading.Event()}
+            with self.lock:
+                self.conns.append(rec)
+            threading.Thread(target=self._serve, args=(c, rec), daemon=True).start()
 
-    threading.Thread(target=run, daemon=True).start()
-    return srv, conns
+    def _serve(self, c, rec):
+        buf = b""
+        try:
+            while True:
+                c.settimeout(self.idle_close or 60)
+                while b"\r\n\r\n" not in buf:
+                    try:
+                        more = c.recv(65536)
+                    except socket.timeout:
+                        return  # idle: we close it ourselves
+                    if not more:
+                        rec["closed_by_peer"].set()
+                        return
+                    buf += more
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                path = head.split(b" ")[1].decode()
+                rec["paths"].append(path)
+                c.sendall(self.answers.get(path, self.OK))
+        except OSError:
+            rec["closed_by_peer"].set()  # reset by the proxy, or it closed before reading all
+        finally:
+            c.close()
+
+    def conn_of(self, path):
+        with self.lock:
+            for i, rec in enumerate(self.conns):
+                if path in rec["paths"]:
+                    return i, rec
+        return None, None
+
+    def close(self):
+        self.srv.close()
 
 
+def parse_responses(data):
+    """The complete responses in data, as (status, {lowercase name: value}, body), and the rest:
+    a response cut short (no false end) stays in the rest."""
+    out = []
+    while data:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        if not sep:
+            break
+        lines = head.split(b"\r\n")
+        try:
+            status = int(lines[0].split(b" ")[1])
+        except (IndexError, ValueError):
+            break
+        hdrs = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(b":")
+            hdrs[k.strip().lower()] = v.strip()
+        if hdrs.get(b"transfer-encoding", b"").lower() == b"chunked":
+            body, ok = b"", False
+            while True:
+                size_line, sep, after = rest.partition(b"\r\n")
+                try:
+                    size = int(size_line, 16)
+                except ValueError:
+                    break
+                if not sep or len(after) < size + 2 or after[size:size + 2] != b"\r\n":
+                    break
+                if size == 0:
+                    ok, rest = True, after[2:]  # the proxy sends no trailers
+                    break
+                body += after[:size]
+                rest = after[size + 2:]
+            if not ok:
+                break
+        elif b"content-length" in hdrs:
+            n = int(hdrs[b"content-length"])
+            if len(rest) < n:
+                break
+            body, rest = rest[:n], rest[n:]
+        else:
+            break
+        out.append((status, hdrs, body))
+        data = rest
+    return out, data
+
+
+up = FakeUpstream()
+pf = Proxy(f"http://127.0.0.1:{up.port}",
+           settings="timeouts: { upstream_connect: 1s, upstream_response: 3s }\n")
+
+
+def fetch(path):
+    """GET path through the proxy on a fresh client connection (Connection: close)."""
+    s = connect(pf.port)
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".encode())
+    data, closed = recv_all(s, 8)
+    s.close()
+    return data, closed
+
+
+OK_200 = (200, b"ok")
+REUSED, FRESH = "reused", "fresh"
 cases = [
-    (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-     "both Content-Length and Transfer-Encoding"),
-    (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
-     "differing Content-Length"),
-    (b"FOO 200 OK\r\n\r\n", "a garbage status line"),
-    (b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n", "a header line without a colon"),
-    (b"HTTP/1.1 200 OK\r\nX: a\nY: b\r\n\r\n", "a bare LF line end"),
-    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "an unknown transfer coding"),
+    # (name, answer, client outcome, upstream connection afterwards)
+    # framing in the head: nothing went to the client yet, so 502
+    ("Content-Length and Transfer-Encoding",
+     b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+     502, FRESH),
+    ("Transfer-Encoding and Content-Length",
+     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+     502, FRESH),
+    ("two differing Content-Length headers",
+     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!", 502, FRESH),
+    ("a Content-Length list of differing values",
+     b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nok!", 502, FRESH),
+    ("a non-numeric Content-Length", b"HTTP/1.1 200 OK\r\nContent-Length: two\r\n\r\nok", 502,
+     FRESH),
+    ("a negative Content-Length", b"HTTP/1.1 200 OK\r\nContent-Length: -2\r\n\r\nok", 502, FRESH),
+    ("an empty Content-Length", b"HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\nok", 502, FRESH),
+    ("Content-Length with a plus sign", b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok", 502,
+     FRESH),
+    ("Transfer-Encoding gzip", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nok", 502,
+     FRESH),
+    ("Transfer-Encoding chunked, chunked",
+     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", 502, FRESH),
+    ("two Transfer-Encoding headers",
+     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"0\r\n\r\n", 502, FRESH),
+    ("Transfer-Encoding on an HTTP/1.0 response",
+     b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", 502, FRESH),
+    ("Transfer_Encoding (framing header in disguise)",
+     b"HTTP/1.1 200 OK\r\nTransfer_Encoding: chunked\r\nContent-Length: 2\r\n\r\nok", 502, FRESH),
+    # syntax of the head
+    ("a bare LF ending the status line", b"HTTP/1.1 200 OK\nContent-Length: 2\r\n\r\nok", 502,
+     FRESH),
+    ("a bare LF ending a header line", b"HTTP/1.1 200 OK\r\nX: a\nContent-Length: 2\r\n\r\nok",
+     502, FRESH),
+    ("a bare CR inside a header line",
+     b"HTTP/1.1 200 OK\r\nX: a\rContent-Length: 2\r\n\r\nok", 502, FRESH),
+    ("obs-fold", b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 2\r\n\r\nok", 502, FRESH),
+    ("NUL in a header value", b"HTTP/1.1 200 OK\r\nX: a\x00b\r\nContent-Length: 2\r\n\r\nok",
+     502, FRESH),
+    ("a control byte in a header value",
+     b"HTTP/1.1 200 OK\r\nX: a\x01b\r\nContent-Length: 2\r\n\r\nok", 502, FRESH),
+    ("a header line without a colon",
+     b"HTTP/1.1 200 OK\r\nBad Header\r\nContent-Length: 2\r\n\r\nok", 502, FRESH),
+    ("a space before a colon", b"HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok", 502, FRESH),
+    ("a non-token header name", b"HTTP/1.1 200 OK\r\nX(y): a\r\nContent-Length: 2\r\n\r\nok",
+     502, FRESH),
+    ("a garbage status line", b"FOO 200 OK\r\nContent-Length: 2\r\n\r\nok", 502, FRESH),
+    ("version HTTP/2.0", b"HTTP/2.0 200 OK\r\nContent-Length: 2\r\n\r\nok", 502, FRESH),
+    ("version HTTP/1.2", b"HTTP/1.2 200 OK\r\nContent-Length: 2\r\n\r\nok", 502, FRESH),
+    ("lowercase http/1.1", b"http/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 502, FRESH),
+    ("two spaces before the status", b"HTTP/1.1  200 OK\r\nContent-Length: 2\r\n\r\nok", 502,
+     FRESH),
+    ("status 099 (under 100)", b"HTTP/1.1 099 Low\r\nContent-Length: 2\r\n\r\nok", 502, FRESH),
+    ("status 600 (over 599)", b"HTTP/1.1 600 High\r\nContent-Length: 2\r\n\r\nok", 502, FRESH),
+    ("a four-digit status", b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok", 502, FRESH),
+    ("a two-digit status", b"HTTP/1.1 20 OK\r\nContent-Length: 2\r\n\r\nok", 502, FRESH),
+    ("a control byte in the reason", b"HTTP/1.1 200 O\x01K\r\nContent-Length: 2\r\n\r\nok", 502,
+     FRESH),
+    ("a head over RESP_HEAD_MAX (64 KiB)",
+     b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: %s\r\n" % (i, b"v" * 1000) for i in range(70)) +
+     b"Content-Length: 2\r\n\r\nok", 502, FRESH),
+    ("an unsolicited 101", b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+     b"Connection: upgrade\r\n\r\n", 502, FRESH),
+    ("a 100 Continue then a broken final head",
+     b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3"
+     b"\r\n\r\nok!", 502, FRESH),
+    # framing in the body: the head went out, so the client connection is aborted (no false
+    # end) unless the error was seen before anything was sent, then 502
+    ("an invalid chunk size after a good chunk",
+     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0x5\r\nworld\r\n"
+     b"0\r\n\r\n", "abort", FRESH),
+    ("chunk data longer than declared, then garbage",
+     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n", "abort",
+     FRESH),
+    ("chunk data shorter than declared, then garbage",
+     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nhello\r\n0\r\n\r\nGARBAGE",
+     "abort", FRESH),
+    ("a bare LF after a chunk size",
+     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n", "abort",
+     FRESH),
+    ("a chunk size overflowing 64 bits",
+     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000002\r\nok\r\n0\r\n\r\n",
+     "abort", FRESH),
+    ("a trailer line without a colon",
+     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nBad Trailer\r\n\r\n",
+     "abort", FRESH),
+    # valid responses: relayed, and the connection kept only when its framing is sound
+    ("a valid response (control: the connection is reused)", FakeUpstream.OK, OK_200, REUSED),
+    ("100 Continue before the response (interim, not relayed)",
+     b"HTTP/1.1 100 Continue\r\n\r\n" + FakeUpstream.OK, OK_200, REUSED),
+    ("103 Early Hints with headers, then a 102, then the response",
+     b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\nHTTP/1.1 102 Processing"
+     b"\r\n\r\n" + FakeUpstream.OK, OK_200, REUSED),
+    ("a Content-Length list of identical values (2, 2)",
+     b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok", OK_200, REUSED),
+    ("a chunked response with extensions and trailers",
+     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;a=b\r\no\r\n1\r\nk\r\n0\r\n"
+     b"X-Sum: 1\r\n\r\n", OK_200, REUSED),
+    ("bytes past the end of a Content-Length body (relayed cut, never reused)",
+     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+     b"\r\nextra", OK_200, FRESH),
 ]
-for answer, what in cases:
-    srv, conns = bad_upstream([answer])
-    p = Proxy(f"http://127.0.0.1:{srv.getsockname()[1]}")
-    st, _, _ = request(p.port, "GET", "/x")
-    t.eq(st, 502, f"upstream response with {what}: 502")
-    p.stop()
-    srv.close()
 
-# Bad chunk framing after the head went out: the client connection is aborted.
-srv, conns = bad_upstream([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                           b"5\r\nhello\r\n0x5\r\nworld\r\n0\r\n\r\n"])
-p = Proxy(f"http://127.0.0.1:{srv.getsockname()[1]}")
-s = connect(p.port)
-s.sendall(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
-data, closed = recv_all(s, 5)
-s.close()
-t.ok(closed and not data.endswith(b"0\r\n\r\n"),
-     "an invalid chunk size from upstream aborts the client, no false end", data)
-p.stop()
-srv.close()
+wait_s = 5 * SLOW
+for i, (name, answer, want, after) in enumerate(cases, 1):
+    path = f"/case{i}"
+    up.answers[path] = answer
+    data, closed = fetch(path)
+    resps, rest = parse_responses(data)
+    problems = []
+    if want == 502:
+        if [r[0] for r in resps] != [502]:
+            problems.append(f"want one 502, got {[r[0] for r in resps]} + {rest[:80]!r}")
+    elif want == "abort":
+        if resps and resps[0][0] != 502:
+            problems.append(f"a response came out whole: {resps[0][:2]} {resps[0][2][:40]!r}")
+        if not closed:
+            problems.append("the client connection was not closed")
+    else:
+        if [(r[0], r[2]) for r in resps] != [want] or rest:
+            problems.append(f"want {want}, got {[(r[0], r[2]) for r in resps]} + {rest[:80]!r}")
+    idx, rec = up.conn_of(path)
+    if rec is None:
+        problems.append("the request never reached the upstream")
+    else:
+        n_before = len(up.conns)
+        if after == FRESH:
+            if not rec["closed_by_peer"].wait(wait_s):
+                problems.append(f"the upstream connection was not closed within {wait_s}s")
+        nxt = f"/next{i}"
+        nd, _ = fetch(nxt)
+        nresps, _ = parse_responses(nd)
+        nidx, _ = up.conn_of(nxt)
+        if [(r[0], r[2]) for r in nresps] != [OK_200]:
+            problems.append(f"the next request got {nresps}")
+        if after == FRESH and (nidx is None or nidx < n_before):
+            problems.append(f"the next request went over connection {nidx}, not a fresh one")
+        if after == REUSED and nidx != idx:
+            problems.append(f"the next request went over connection {nidx}, not the kept {idx}")
+        tail = [path, nxt] if after == REUSED else [path]
+        if rec["paths"][-len(tail):] != tail:
+            problems.append(f"that connection carried {rec['paths']}, want it to end {tail}")
+    if want == 502:
+        outcome = "502"
+    elif want == "abort":
+        outcome = "client aborted (or 502), no false end"
+    else:
+        outcome = f"{want[0]} relayed"
+    t.ok(not problems, f"upstream response with {name}: {outcome}, connection " +
+         ("closed and not reused" if after == FRESH else "kept and reused"),
+         "\n".join(problems + [f"client got {data[:300]!r}"]))
+pf.stop()
+t.ok(pf.sanitizer_report() is None, "no sanitizer report (broken upstreams)",
+     pf.sanitizer_report())
+up.close()
 
 # A keep-alive upstream connection that the backend closed while idle is replaced, not failed.
-srv, conns = bad_upstream([b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"])
-p = Proxy(f"http://127.0.0.1:{srv.getsockname()[1]}")
+up_idle = FakeUpstream(idle_close=0.3)
+p = Proxy(f"http://127.0.0.1:{up_idle.port}")
 results = []
 for i in range(3):
     st, _, b = request(p.port, "GET", "/x")
     results.append((st, b))
     time.sleep(0.5)  # the backend closes each connection 0.3 s after answering
 t.eq(results, [(200, b"ok")] * 3, "a pooled connection closed by the backend is not used again")
+t.eq(len(up_idle.conns), 3, "each request after an idle close went over a new connection")
 p.stop()
-srv.close()
+up_idle.close()
 
 out = proxy.output()
 t.ok('"status":504' in out and '"status":502' in out, "access log records the 502s and 504s")
