@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/ssl.h>
+
 #include "cli.h"
 #include "diag.h"
 #include "log.h"
@@ -67,6 +69,26 @@ static const char usage_check[] =
     "Warnings (an unreachable route, verify: false) do not fail it. Exit 0 when valid, 1 when\n"
     "not.\n";
 
+/* Loads the TLS listeners' certificates and keys as run does, so that check reports what run
+ * would refuse and run refuses it before binding anything; prints each problem as
+ * FILE:LINE:COL: message. Returns how many listeners failed. */
+static int check_listener_tls(const sf_settings *s)
+{
+    int bad = 0;
+    for (size_t i = 0; i < s->nlisten; i++) {
+        char err[1024];
+        if (s->listen[i].tls_cert == NULL)
+            continue;
+        SSL_CTX *ctx = sf_server_listener_tls(s, &s->listen[i], err, sizeof(err));
+        if (ctx == NULL) {
+            fprintf(stderr, "%s\n", err);
+            bad++;
+        }
+        SSL_CTX_free(ctx);
+    }
+    return bad;
+}
+
 /* Loads settings and table; prints diagnostics. Returns 0 when both are valid. */
 static int load_all(const char *conf, const char *routes_override, sf_settings *s,
                     sf_route_table **t, int *warnings)
@@ -81,6 +103,8 @@ static int load_all(const char *conf, const char *routes_override, sf_settings *
     }
     sf_diags_print(&d, stderr);
     int ok = d.errors == 0 && *t != NULL;
+    if (rc == 0 && check_listener_tls(s) > 0)
+        ok = 0;
     if (warnings != NULL)
         *warnings = d.warnings;
     sf_diags_dispose(&d);

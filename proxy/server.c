@@ -111,7 +111,7 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
             }
             return;
         }
-        sf_session_accept(s, cfd, &peer, l->admin);
+        sf_session_accept(s, cfd, &peer, l->admin, l->tls);
     }
 }
 
@@ -190,7 +190,10 @@ static int open_listener(sf_server *s, sf_listener *l, const char *address, int 
     l->srv = s;
     l->fd = -1;
     l->admin = admin;
-    snprintf(l->name, sizeof(l->name), "%s%s", address, admin ? " (admin)" : "");
+    snprintf(l->name, sizeof(l->name), "%s%s", address,
+             admin            ? " (admin)"
+             : l->tls != NULL ? " (TLS)"
+                              : "");
     if (sf_addr_parse(address, &addr, &alen, err, errlen) < 0)
         return -1;
     l->fd = sf_listen_socket(&addr, alen, LISTEN_BACKLOG);
@@ -437,6 +440,55 @@ static void reload_result_clear(sf_reload_result *r)
     r->nchanges = 0;
 }
 
+SSL_CTX *sf_server_listener_tls(const sf_settings *cfg, const sf_listen_conf *l, char *err,
+                                size_t errlen)
+{
+    char why[768];
+    int at;
+    SSL_CTX *ctx = sf_tls_server_ctx(l->tls_cert, l->tls_key, &at, why, sizeof(why));
+    if (ctx == NULL) {
+        int key = at == SF_TLS_AT_KEY;
+        snprintf(err, errlen, "%s:%d:%d: listen %s: %s", cfg->path,
+                 key ? l->key_line : l->cert_line, key ? l->key_col : l->cert_col, l->address, why);
+    }
+    return ctx;
+}
+
+/* Loads a TLS listener's certificate and key when their files changed since they were
+ * loaded: new connections get the new context, connections in progress keep theirs (each
+ * SSL holds a reference to its context); if they do not load, the running ones stay. The
+ * digest check keeps the context (its session cache and ticket keys, so resumption) across
+ * the many reloads that change no certificate. */
+static void reload_certs(sf_server *s, const char *trigger)
+{
+    for (size_t i = 0; i < s->nlisteners; i++) {
+        sf_listener *l = &s->listeners[i];
+        unsigned char digest[32] = {0};
+        char err[1024], desc[256];
+        if (l->tls == NULL)
+            continue;
+        /* unreadable files leave the digest zero: the load below says why */
+        if (sf_tls_files_digest(l->conf->tls_cert, l->conf->tls_key, digest) == 0 &&
+            memcmp(digest, l->tls_digest, sizeof(digest)) == 0) {
+            sf_debug("reload (%s): listener %s: certificate and key unchanged", trigger,
+                     l->conf->address);
+            continue;
+        }
+        SSL_CTX *ctx = sf_server_listener_tls(s->cfg, l->conf, err, sizeof(err));
+        if (ctx == NULL) {
+            sf_error("reload (%s) kept the TLS certificate of listener %s: %s", trigger,
+                     l->conf->address, err);
+            continue;
+        }
+        SSL_CTX_free(l->tls);
+        l->tls = ctx;
+        memcpy(l->tls_digest, digest, sizeof(digest));
+        sf_tls_ctx_describe(ctx, desc, sizeof(desc));
+        sf_info("reload (%s): listener %s: new TLS certificate %s", trigger, l->conf->address,
+                desc);
+    }
+}
+
 int sf_server_reload(sf_server *s, const char *trigger)
 {
     sf_reload_result *r = &s->last_reload;
@@ -444,6 +496,9 @@ int sf_server_reload(sf_server *s, const char *trigger)
     sf_route_table *old = s->rt->table;
     sf_diags d;
     char err[512];
+    if (strcmp(trigger, "signal") == 0 || strcmp(trigger, "api") == 0 ||
+        strcmp(trigger, "cli") == 0)
+        reload_certs(s, trigger);
     sf_diags_init(&d);
     sf_route_table *t = sf_table_load(file, &d);
     for (size_t i = 0; i < d.n; i++)
@@ -600,6 +655,20 @@ sf_server *sf_server_create(sf_settings *cfg, sf_route_table *table, char *err, 
     s->listeners = calloc(n, sizeof(*s->listeners));
     if (s->listeners == NULL)
         goto oom;
+    /* every certificate loads before any port is bound */
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        sf_listener *l = &s->listeners[i];
+        l->fd = -1;
+        l->conf = &cfg->listen[i];
+        s->nlisteners = i + 1;
+        if (l->conf->tls_cert == NULL)
+            continue;
+        /* unreadable files leave the digest zero: the load below says why */
+        (void)sf_tls_files_digest(l->conf->tls_cert, l->conf->tls_key, l->tls_digest);
+        l->tls = sf_server_listener_tls(cfg, l->conf, err, errlen);
+        if (l->tls == NULL)
+            goto fail;
+    }
     for (size_t i = 0; i < n; i++) {
         const char *address = i < cfg->nlisten ? cfg->listen[i].address : cfg->admin_address;
         int rc = open_listener(s, &s->listeners[i], address, i == cfg->nlisten, err, errlen);
@@ -633,8 +702,16 @@ fail:
 int sf_server_run(sf_server *s)
 {
     const sf_route_table *t = s->rt->table;
-    for (size_t i = 0; i < s->nlisteners; i++)
-        sf_info("listening on %s", s->listeners[i].name);
+    for (size_t i = 0; i < s->nlisteners; i++) {
+        const sf_listener *l = &s->listeners[i];
+        char desc[256];
+        if (l->tls != NULL) {
+            sf_tls_ctx_describe(l->tls, desc, sizeof(desc));
+            sf_info("listening on %s, certificate %s", l->name, desc);
+        } else {
+            sf_info("listening on %s", l->name);
+        }
+    }
     size_t nroutes;
     sf_table_routes(t, &nroutes);
     sf_info("legacy backend %s; %zu function(s), %zu route(s) from %s (version %s)",
@@ -653,6 +730,8 @@ void sf_server_destroy(sf_server *s)
     if (s == NULL)
         return;
     close_listeners(s, 1);
+    for (size_t i = 0; i < s->nlisteners; i++)
+        SSL_CTX_free(s->listeners[i].tls);
     free(s->listeners);
     sf_session_close_all(s);
     if (s->drain_ev.ev_base != NULL)

@@ -24,6 +24,12 @@ typedef struct {
     struct event ev;
     struct sf_server *srv;
     char name[80];
+    /* TLS listeners: the context new connections get (swapped by a reload that loads a
+     * changed certificate; connections keep the one they started with), and the digest of
+     * the certificate and key files it was made from */
+    const sf_listen_conf *conf; /* NULL for the admin listener */
+    struct ssl_ctx_st *tls;     /* NULL: plain HTTP */
+    unsigned char tls_digest[32];
 } sf_listener;
 
 /* A connection pool (and TLS context) shared by the runtimes whose backend has the same name,
@@ -130,11 +136,20 @@ void sf_server_destroy(sf_server *s);
  * loop once drained). */
 void sf_server_client_gone(sf_server *s);
 
+/* The TLS context of listener l (configured with tls): its certificate chain and key loaded
+ * and checked to match (sf_tls_server_ctx). NULL with "FILE:LINE:COL: listen ADDRESS: why" in
+ * err, located at the cert or the key the problem is with. */
+struct ssl_ctx_st *sf_server_listener_tls(const sf_settings *cfg, const sf_listen_conf *l,
+                                          char *err, size_t errlen);
+
 /* Loads the routes file again; if it is valid, swaps it in (requests in flight keep the old
  * runtime) and logs what changed; if not, keeps the running table and logs the errors. trigger
- * names the cause for logs and GET /routes. Returns 0 when a new version went live (recorded
- * in s->last_reload), 1 when the file is the version already running (nothing recorded unless
- * the last reload had failed), -1 when it was rejected (recorded). */
+ * names the cause for logs and GET /routes. A reload someone asked for ("signal", "api",
+ * "cli") also loads the TLS listeners' certificates again: a changed one serves the new
+ * connections, a bad one is logged and the old one stays (the result here is the routes').
+ * Returns 0 when a new version went live (recorded in s->last_reload), 1 when the file is the
+ * version already running (nothing recorded unless the last reload had failed), -1 when it
+ * was rejected (recorded). */
 int sf_server_reload(sf_server *s, const char *trigger);
 
 /* Sets route's cutover to bp the way every change is made (DESIGN §2): routes.yaml edited in
@@ -156,7 +171,10 @@ double sf_wall_now(void);
 uint64_t sf_server_random(sf_server *s);
 
 /* Session entry points (session.c). */
-void sf_session_accept(sf_server *s, int fd, const struct sockaddr_storage *peer, int admin);
+/* tls: the listener's TLS context (the connection takes its own reference), NULL for plain
+ * HTTP. */
+void sf_session_accept(sf_server *s, int fd, const struct sockaddr_storage *peer, int admin,
+                       struct ssl_ctx_st *tls);
 /* Starts draining: closes idle client connections, marks busy ones to close after their
  * response. */
 void sf_session_drain(sf_server *s);

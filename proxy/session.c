@@ -79,11 +79,16 @@ struct sf_client {
     uint32_t gen;       /* bumped when an exchange starts or changes backend */
     unsigned admin : 1, wev_on : 1, rev_paused : 1, head_started : 1, timer_send : 1,
         in_advance : 1;
+    /* accepted on a TLS listener (X-Forwarded-Proto: https); its first bytes were looked at
+     * for plain HTTP */
+    unsigned https : 1, tls_sniffed : 1;
+    sf_tls_conn tls; /* tls.ssl NULL for plain HTTP, and once a TLS connection lingers */
     exchange x;
 };
 
 static void on_client_read(evutil_socket_t fd, short what, void *arg);
 static void on_client_write(evutil_socket_t fd, short what, void *arg);
+static void on_tls_event(evutil_socket_t fd, short what, void *arg);
 static void on_client_timer(evutil_socket_t fd, short what, void *arg);
 static int client_advance(sf_client *c);
 static int client_flush(sf_client *c);
@@ -166,7 +171,8 @@ static void client_pause_read(sf_client *c)
 {
     if (!c->rev_paused) {
         c->rev_paused = 1;
-        event_del(&c->rev);
+        if (!c->tls.wr) /* an SSL_write waiting to read still needs the read event */
+            event_del(&c->rev);
     }
 }
 
@@ -175,6 +181,9 @@ static void client_resume_read(sf_client *c)
     if (c->rev_paused) {
         c->rev_paused = 0;
         event_add(&c->rev, NULL);
+        /* Decrypted bytes may wait in OpenSSL's buffer, where poll cannot see them. */
+        if (c->tls.ssl != NULL)
+            event_active(&c->rev, EV_READ, 1);
     }
 }
 
@@ -214,6 +223,7 @@ static void client_free(sf_client *c, int abort)
     event_del(&c->rev);
     event_del(&c->wev);
     event_del(&c->tev);
+    sf_tls_close(&c->tls, abort);
     if (abort)
         sf_close_abort(c->fd);
     else
@@ -225,7 +235,8 @@ static void client_free(sf_client *c, int abort)
     sf_server_client_gone(s);
 }
 
-void sf_session_accept(sf_server *s, int fd, const struct sockaddr_storage *peer, int admin)
+void sf_session_accept(sf_server *s, int fd, const struct sockaddr_storage *peer, int admin,
+                       SSL_CTX *tls)
 {
     sf_client *c = calloc(1, sizeof(*c));
     if (c == NULL) {
@@ -237,7 +248,8 @@ void sf_session_accept(sf_server *s, int fd, const struct sockaddr_storage *peer
     c->admin = admin ? 1 : 0;
     c->in = evbuffer_new();
     c->out = evbuffer_new();
-    if (c->in == NULL || c->out == NULL) {
+    if (c->in == NULL || c->out == NULL || (tls != NULL && sf_tls_start(&c->tls, tls, fd, 1) < 0)) {
+        sf_tls_close(&c->tls, 1);
         if (c->in)
             evbuffer_free(c->in);
         if (c->out)
@@ -248,8 +260,16 @@ void sf_session_accept(sf_server *s, int fd, const struct sockaddr_storage *peer
     }
     sf_socket_tune(fd);
     sf_addr_ip(peer, c->ip, sizeof(c->ip));
-    event_assign(&c->rev, s->base, fd, EV_READ | EV_PERSIST, on_client_read, c);
-    event_assign(&c->wev, s->base, fd, EV_WRITE | EV_PERSIST, on_client_write, c);
+    /* TLS connections have event callbacks of their own: the plain path stays as it is */
+    event_assign(&c->rev, s->base, fd, EV_READ | EV_PERSIST, tls ? on_tls_event : on_client_read,
+                 c);
+    event_assign(&c->wev, s->base, fd, EV_WRITE | EV_PERSIST, tls ? on_tls_event : on_client_write,
+                 c);
+    if (tls != NULL) {
+        /* the handshake runs under client_header, as the head that follows it does */
+        c->https = 1;
+        c->tls.hs = 1;
+    }
     evtimer_assign(&c->tev, s->base, on_client_timer, c);
     TAILQ_INSERT_TAIL(&s->clients, c, link);
     s->nclients++;
@@ -263,9 +283,16 @@ void sf_session_accept(sf_server *s, int fd, const struct sockaddr_storage *peer
 /* Graceful close: the response is flushed, then the write side is shut and what the client
  * still sends is read and dropped for a moment, so that our final response is not destroyed
  * by an RST the kernel would send for unread bytes (nginx's lingering close). */
+static void client_plain_events(sf_client *c);
+
 static void start_linger(sf_client *c)
 {
     c->state = CS_LINGER;
+    if (c->tls.ssl != NULL) {
+        /* our close_notify; the lingering itself reads raw bytes and drops them */
+        sf_tls_close(&c->tls, 0);
+        client_plain_events(c);
+    }
     shutdown(c->fd, SHUT_WR);
     evbuffer_drain(c->in, evbuffer_get_length(c->in));
     client_resume_read(c);
@@ -673,7 +700,10 @@ static char *write_head(sf_client *c, const sf_http_request *req, sf_slice targe
         PUT(w, c->ip, iplen);
         PUTLIT(w, "\r\n");
     }
-    PUTLIT(w, "X-Forwarded-Proto: http\r\nX-Forwarded-Host: ");
+    if (c->https)
+        PUTLIT(w, "X-Forwarded-Proto: https\r\nX-Forwarded-Host: ");
+    else
+        PUTLIT(w, "X-Forwarded-Proto: http\r\nX-Forwarded-Host: ");
     PUT(w, host.p, host.len);
     PUTLIT(w, "\r\nX-Request-Id: ");
     PUT(w, x->reqid, strlen(x->reqid));
@@ -1291,6 +1321,12 @@ static int advance(sf_client *c)
             size_t len = evbuffer_get_length(c->in);
             if (len == 0)
                 return 0;
+            if (evbuffer_get_length(c->out) >= OUT_HIGH) {
+                /* A pipelining client that does not read its responses: take no request until
+                 * they drain (pipeline_resume), so they cannot pile up; the send timeout runs. */
+                client_pause_read(c);
+                return 0;
+            }
             /* an admin call's body is read whole, with its head, before it is answered */
             size_t limit = s->limits.max_head_bytes + 64 + (c->admin ? SF_ADMIN_BODY_MAX : 0);
             size_t look = len < limit ? len : limit;
@@ -1313,8 +1349,9 @@ static int advance(sf_client *c)
                 return reject(c, r);
             if (start_request(c, &req, (size_t)r) < 0)
                 return -1;
-            if (c->state == CS_HEAD)
-                continue; /* answered locally: maybe a pipelined request follows */
+            if (c->state == CS_HEAD || c->state == CS_WAIT)
+                continue; /* answered locally: maybe a pipelined request follows; or bound
+                           * what waits behind the exchange */
             return 0;
         }
         case CS_BODY:
@@ -1330,41 +1367,62 @@ static int advance(sf_client *c)
     }
 }
 
+/* Reads and drops what a lingering client still sends, until it closes. */
+static void linger_read(sf_client *c)
+{
+    char sink[4096];
+    ssize_t n = read(c->fd, sink, sizeof(sink));
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+        client_free(c, 0);
+}
+
+/* The client closed (reset: with an error). */
+static void client_gone(sf_client *c, int reset)
+{
+    if (c->x.active) {
+        /* The client went away mid-exchange (nginx's 499): stop the upstream side. */
+        c->x.status = 499;
+        c->x.error = reset ? "client reset" : "client closed";
+        account(c);
+    }
+    client_free(c, reset);
+}
+
 static void on_client_read(evutil_socket_t fd, short what, void *arg)
 {
     sf_client *c = arg;
     (void)fd;
     (void)what;
     if (c->state == CS_LINGER) {
-        char sink[4096];
-        ssize_t n = read(c->fd, sink, sizeof(sink));
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-            client_free(c, 0);
+        linger_read(c);
         return;
     }
     ssize_t n = sf_read_into(c->in, c->fd, &c->wide_reads);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n <= 0) {
-        if (c->x.active) {
-            /* The client went away mid-exchange (nginx's 499): stop the upstream side. */
-            c->x.status = 499;
-            c->x.error = n == 0 ? "client closed" : "client reset";
-            account(c);
-        }
-        client_free(c, n < 0);
+        client_gone(c, n < 0);
         return;
     }
     client_advance(c);
 }
+
+static void client_tls_arm(sf_client *c);
+static int client_tls_send(sf_client *c);
 
 static int client_flush(sf_client *c)
 {
     sf_server *s = c->srv;
     exchange *x = &c->x;
     if (evbuffer_get_length(c->out) > 0) {
-        ssize_t n = evbuffer_write(c->out, c->fd);
-        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        int failed;
+        if (c->tls.ssl == NULL) {
+            ssize_t n = evbuffer_write(c->out, c->fd);
+            failed = n < 0 && errno != EAGAIN && errno != EINTR;
+        } else {
+            failed = client_tls_send(c) < 0;
+        }
+        if (failed) {
             if (x->active) {
                 x->status = x->status ? x->status : 499;
                 x->error = "client write failed";
@@ -1376,7 +1434,7 @@ static int client_flush(sf_client *c)
     }
     size_t left = evbuffer_get_length(c->out);
     if (left > 0) {
-        if (!c->wev_on) {
+        if (!c->wev_on && c->tls.ssl == NULL) {
             c->wev_on = 1;
             event_add(&c->wev, NULL);
         }
@@ -1384,7 +1442,7 @@ static int client_flush(sf_client *c)
         c->timer_send = 1;
         client_timer(c, s->tv_client_body);
     } else {
-        if (c->wev_on) {
+        if (c->wev_on && c->tls.ssl == NULL) {
             c->wev_on = 0;
             event_del(&c->wev);
         }
@@ -1403,6 +1461,8 @@ static int client_flush(sf_client *c)
         else if (c->state == CS_BODY && !c->rev_paused)
             client_timer(c, s->tv_client_body);
     }
+    if (c->tls.ssl != NULL)
+        client_tls_arm(c);
     if (x->up_paused && left < OUT_LOW && x->up != NULL) {
         x->up_paused = 0;
         sf_upconn_resume_read(x->up);
@@ -1411,11 +1471,184 @@ static int client_flush(sf_client *c)
     return 0;
 }
 
+/* After a write: pipelined requests held back by advance() while the responses were above
+ * OUT_HIGH go on once they drained below OUT_LOW. */
+static void pipeline_resume(sf_client *c)
+{
+    if (c->state != CS_HEAD || !c->rev_paused || evbuffer_get_length(c->out) >= OUT_LOW)
+        return;
+    client_resume_read(c);
+    if (evbuffer_get_length(c->in) > 0)
+        client_advance(c);
+}
+
 static void on_client_write(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    client_flush(arg);
+    if (client_flush(arg) == 0)
+        pipeline_resume(arg);
+}
+
+/* ---- TLS client connections ----
+ * Their events run on_tls_event instead of the plain callbacks; past the record layer
+ * (tls.c) everything is the plain path's: client_advance on new bytes, client_flush to send.
+ * The handshake runs under the client_header timer set at the accept, so a client that never
+ * finishes it is closed like a slowloris head. */
+
+/* From here on the connection is plain TCP (a TLS one that lingers, or that got plain HTTP):
+ * its events go to the plain callbacks. */
+static void client_plain_events(sf_client *c)
+{
+    event_del(&c->rev);
+    event_del(&c->wev);
+    c->wev_on = 0;
+    event_assign(&c->rev, c->srv->base, c->fd, EV_READ | EV_PERSIST, on_client_read, c);
+    event_assign(&c->wev, c->srv->base, c->fd, EV_WRITE | EV_PERSIST, on_client_write, c);
+    if (!c->rev_paused)
+        event_add(&c->rev, NULL);
+}
+
+static void client_tls_arm(sf_client *c)
+{
+    c->wev_on = (unsigned)sf_tls_arm(&c->tls, &c->rev, &c->wev, evbuffer_get_length(c->out) > 0,
+                                     c->rev_paused);
+}
+
+/* Logs why a TLS connection with the client ended (what: "handshake with", "read from"),
+ * the reason formatted only when the line is logged. */
+static void log_tls_end(const sf_client *c, int level, sf_tls_status st, const char *what)
+{
+    char why[160];
+    if (level < sf_log_level)
+        return;
+    sf_tls_reason(&c->tls, st, "client", why, sizeof(why));
+    sf_log_write(level, "TLS %s %s failed: %s", what, c->ip, why);
+}
+
+/* Sends what c->out holds. Returns 0, or -1 when the connection failed. */
+static int client_tls_send(sf_client *c)
+{
+    if (c->tls.wr)
+        return 0; /* an SSL_write waits for readability: tls_readable retries it */
+    sf_tls_status st = sf_tls_write(&c->tls, c->out);
+    if (st == SF_TLS_DONE || st == SF_TLS_WANT_READ || st == SF_TLS_WANT_WRITE)
+        return 0;
+    log_tls_end(c, SF_LOG_DEBUG, st, "write to");
+    return -1;
+}
+
+static void client_tls_receive(sf_client *c)
+{
+    sf_tls_status st;
+    size_t n = sf_tls_read(&c->tls, c->in, &st);
+    int more = st == SF_TLS_WANT_READ || st == SF_TLS_WANT_WRITE || st == SF_TLS_DONE;
+    client_tls_arm(c);
+    if (n > 0) {
+        /* the budget ran out: more may wait inside OpenSSL, come back for it */
+        if (st == SF_TLS_DONE)
+            event_active(&c->rev, EV_READ, 1);
+        if (client_advance(c) < 0 || more)
+            return;
+        /* The end came behind the data. Reads held back (a response still going out) see it
+         * when they resume, as a plain FIN waits in the socket; so does a lingering close. */
+        if (c->rev_paused || c->state == CS_LINGER)
+            return;
+    } else if (more) {
+        return;
+    }
+    if (st == SF_TLS_FAILED)
+        log_tls_end(c, SF_LOG_DEBUG, st, "read from");
+    client_gone(c, st == SF_TLS_FAILED);
+}
+
+/* Plain HTTP sent to a TLS listener (http:// to an https port): a TLS connection starts with
+ * a handshake record (0x16), a request line with a method's capital letters. Answered as
+ * nginx does, with a plain-text 400 that says so, then closed: the person at the browser or
+ * curl sees why. Returns 1 when it was that (c may be gone then). */
+static int plain_http_sent(sf_client *c)
+{
+    static const char body[] = "400 Bad Request: plain HTTP was sent to a TLS port; use https://\n";
+    unsigned char first;
+    if (recv(c->fd, &first, 1, MSG_PEEK) != 1 || first < 'A' || first > 'Z')
+        return 0;
+    sf_info("plain HTTP request from %s on a TLS listener; 400", c->ip);
+    sf_tls_close(&c->tls, 1);
+    client_plain_events(c);
+    snprintf(c->x.method, sizeof(c->x.method), "-");
+    snprintf(c->x.reqid, sizeof(c->x.reqid), "-");
+    c->x.keepalive = 0;
+    respond_local(c, 400, "text/plain; charset=utf-8", body, sizeof(body) - 1, 1, NULL);
+    finalize(c, 0, "plain HTTP on a TLS port");
+    return 1;
+}
+
+static void client_tls_handshake(sf_client *c)
+{
+    if (!c->tls_sniffed) {
+        c->tls_sniffed = 1;
+        if (plain_http_sent(c))
+            return;
+    }
+    sf_tls_status st = sf_tls_handshake(&c->tls);
+    if (st == SF_TLS_DONE) {
+        client_tls_arm(c);
+        /* the first request may have come right behind the client's Finished */
+        client_tls_receive(c);
+        return;
+    }
+    if (st == SF_TLS_WANT_READ || st == SF_TLS_WANT_WRITE) {
+        client_tls_arm(c);
+        return;
+    }
+    /* scanners and clients with nothing in common with us are routine: info, not warn; a
+     * client that hangs up (a port check) is not worth a line */
+    log_tls_end(c, st == SF_TLS_FAILED ? SF_LOG_INFO : SF_LOG_DEBUG, st, "handshake with");
+    client_free(c, 0);
+}
+
+static void tls_readable(sf_client *c)
+{
+    if (c->tls.wr) {
+        /* an SSL_write was waiting for this; the read side's turn comes on the next pass */
+        c->tls.wr = 0;
+        if (client_flush(c) < 0)
+            return;
+        if (c->tls.ssl != NULL && !c->rev_paused)
+            event_active(&c->rev, EV_READ, 1);
+        pipeline_resume(c);
+        return;
+    }
+    if (!c->rev_paused)
+        client_tls_receive(c);
+}
+
+static void tls_writable(sf_client *c)
+{
+    if (c->tls.rw) {
+        /* an SSL_read was waiting for this; paused, it is retried on resume */
+        c->tls.rw = 0;
+        if (c->rev_paused)
+            client_tls_arm(c);
+        else
+            client_tls_receive(c);
+        return;
+    }
+    if (client_flush(c) == 0)
+        pipeline_resume(c);
+}
+
+/* Both events of a TLS connection: what OpenSSL waits for decides what each one means. */
+static void on_tls_event(evutil_socket_t fd, short what, void *arg)
+{
+    sf_client *c = arg;
+    (void)fd;
+    if (c->tls.hs)
+        client_tls_handshake(c);
+    else if (what & EV_READ)
+        tls_readable(c);
+    else
+        tls_writable(c);
 }
 
 static void on_client_timer(evutil_socket_t fd, short what, void *arg)
@@ -1442,6 +1675,9 @@ static void on_client_timer(evutil_socket_t fd, short what, void *arg)
             c->x.keepalive = 0;
             finalize(c, 408, "request header timeout");
         } else {
+            /* slowloris on TLS: a handshake that does not complete in time */
+            if (c->tls.hs)
+                sf_info("TLS handshake from %s not complete within client_header; closing", c->ip);
             client_free(c, 0); /* idle keep-alive connection, or nothing sent at all */
         }
         return;

@@ -6,22 +6,17 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include "log.h"
 #include "netio.h"
 #include "tls.h"
-
-/* Plaintext handed to one SSL_write: a full TLS record (RFC 8446 §5.1). */
-#define TLS_RECORD 16384
 
 struct sf_pool {
     struct event_base *base;
@@ -106,7 +101,7 @@ static void upconn_free(sf_upconn *up, int abort)
     event_del(&up->rev);
     event_del(&up->wev);
     event_del(&up->tev);
-    if (up->ssl != NULL)
+    if (up->tls.ssl != NULL)
         tls_close(up, abort);
     if (abort)
         sf_close_abort(up->fd);
@@ -169,8 +164,7 @@ sf_upconn *sf_pool_acquire(sf_pool *p, void *owner, const sf_upconn_ops *ops, in
             evbuffer_free(up->in);
         if (up->out)
             evbuffer_free(up->out);
-        SSL_free(up->ssl);
-        ERR_clear_error();
+        sf_tls_close(&up->tls, 1);
         close(fd);
         free(up);
         errno = ENOMEM;
@@ -218,7 +212,7 @@ void sf_pool_release(sf_upconn *up, int reusable)
         up->read_paused = 0;
         event_add(&up->rev, NULL);
     }
-    if (up->ssl != NULL)
+    if (up->tls.ssl != NULL)
         tls_idle(up);
     event_add(&up->tev, &p->idle_tv);
     TAILQ_INSERT_HEAD(&p->idle, up, idle_link);
@@ -234,7 +228,7 @@ int sf_upconn_flush(sf_upconn *up)
 {
     if (up->connecting)
         return 0;
-    if (up->ssl != NULL)
+    if (up->tls.ssl != NULL)
         return tls_flush(up);
     if (evbuffer_get_length(up->out) > 0) {
         ssize_t n = evbuffer_write(up->out, up->fd);
@@ -259,7 +253,7 @@ void sf_upconn_pause_read(sf_upconn *up)
 {
     if (!up->read_paused && !up->connecting) {
         up->read_paused = 1;
-        if (!up->tls_wr) /* an SSL_write waiting to read still needs the read event */
+        if (!up->tls.wr) /* an SSL_write waiting to read still needs the read event */
             event_del(&up->rev);
     }
 }
@@ -270,7 +264,7 @@ void sf_upconn_resume_read(sf_upconn *up)
         up->read_paused = 0;
         event_add(&up->rev, NULL);
         /* Decrypted bytes may wait in OpenSSL's buffer, where poll cannot see them. */
-        if (up->ssl != NULL)
+        if (up->tls.ssl != NULL)
             event_active(&up->rev, EV_READ, 1);
     }
 }
@@ -368,21 +362,17 @@ const char *sf_upconn_error(const sf_upconn *up)
 /* ---- TLS ----
  * The handshake runs while up->connecting is set, so the owner's connect timer covers it and
  * the owner sees nothing until on_connect. Afterwards the events follow what OpenSSL asks
- * for: an SSL_read may need the socket writable (tls_rw) and an SSL_write readable (tls_wr),
- * e.g. around a key update. Decrypted bytes can wait inside OpenSSL where poll does not see
- * them: whenever that may be so, the read event is activated by hand. After any callback to
- * the owner the connection may be gone, so every callback is the last thing done. */
+ * for (sf_tls_arm). Decrypted bytes can wait inside OpenSSL where poll does not see them:
+ * whenever that may be so, the read event is activated by hand. After any callback to the
+ * owner the connection may be gone, so every callback is the last thing done. */
 
 static int tls_new(sf_upconn *up)
 {
     sf_pool *p = up->pool;
-    SSL *ssl = SSL_new(p->ctx);
-    if (ssl == NULL)
-        return -1;
-    up->ssl = ssl; /* freed by the caller on failure */
+    if (sf_tls_start(&up->tls, p->ctx, up->fd, 0) < 0)
+        return -1; /* the caller frees up->tls */
+    SSL *ssl = up->tls.ssl;
     SSL_set_app_data(ssl, up);
-    if (!SSL_set_fd(ssl, up->fd))
-        return -1;
     /* RFC 6066 §3: no IP literals in SNI */
     if (!p->host_is_ip && p->host[0] != '\0' && !SSL_set_tlsext_host_name(ssl, p->host))
         return -1;
@@ -395,137 +385,60 @@ static int tls_new(sf_upconn *up)
     /* A session the server no longer knows just means a full handshake. */
     if (p->session != NULL)
         (void)SSL_set_session(ssl, p->session);
-    SSL_set_connect_state(ssl);
     return 0;
 }
 
-/* Records why TLS failed (for sf_upconn_error) and returns the errno to report. ssl_err is
- * SSL_get_error's answer, sys the errno right after the failed call. */
-static int tls_fail(sf_upconn *up, int ssl_err, int sys, const char *what)
+/* Records why TLS ended with st (for sf_upconn_error) and returns the errno to report. */
+static int tls_fail(sf_upconn *up, sf_tls_status st, const char *what)
 {
-    char msg[256];
-    int err = EPROTO;
+    char msg[256], why[160];
     long vr = X509_V_OK;
 
-    if (up->connecting && (SSL_get_verify_mode(up->ssl) & SSL_VERIFY_PEER))
-        vr = SSL_get_verify_result(up->ssl);
+    if (up->connecting && (SSL_get_verify_mode(up->tls.ssl) & SSL_VERIFY_PEER))
+        vr = SSL_get_verify_result(up->tls.ssl);
     if (vr != X509_V_OK) {
         snprintf(msg, sizeof(msg), "TLS certificate verification failed: %s",
                  X509_verify_cert_error_string(vr));
-    } else if (ssl_err == SSL_ERROR_SYSCALL && sys != 0) {
-        err = sys;
-        snprintf(msg, sizeof(msg), "%s: %s", what, strerror(sys));
-    } else if (ssl_err == SSL_ERROR_SYSCALL || ssl_err == SSL_ERROR_ZERO_RETURN) {
-        err = ECONNRESET;
-        snprintf(msg, sizeof(msg), "%s: the server closed the connection", what);
     } else {
-        snprintf(msg, sizeof(msg), "%s: %s", what, sf_tls_last_error("protocol error"));
+        sf_tls_reason(&up->tls, st, "server", why, sizeof(why));
+        snprintf(msg, sizeof(msg), "%s: %s", what, why);
     }
-    ERR_clear_error();
-    up->tls_dead = 1; /* OpenSSL: no SSL_shutdown after a fatal error */
     free(up->error);
     up->error = strdup(msg);
-    return err;
+    return sf_tls_errno(&up->tls, st);
 }
 
-/* Arms the events an established connection needs now. A side waiting for the other's event
- * is disarmed (no busy loop on a socket that is ready for what OpenSSL cannot do yet). */
 static void tls_arm(sf_upconn *up)
 {
-    int w = up->tls_rw || (!up->tls_wr && evbuffer_get_length(up->out) > 0);
-    if (w && !up->wev_on) {
-        up->wev_on = 1;
-        event_add(&up->wev, NULL);
-    } else if (!w && up->wev_on) {
-        up->wev_on = 0;
-        event_del(&up->wev);
-    }
-    if (up->tls_wr || (!up->read_paused && !up->tls_rw))
-        event_add(&up->rev, NULL);
-    else
-        event_del(&up->rev);
+    up->wev_on = (unsigned)sf_tls_arm(&up->tls, &up->rev, &up->wev,
+                                      evbuffer_get_length(up->out) > 0, up->read_paused);
 }
 
 static void tls_handshake(sf_upconn *up)
 {
-    ERR_clear_error();
-    int r = SSL_connect(up->ssl);
-    int sys = errno;
-    if (r == 1) {
+    sf_tls_status st = sf_tls_handshake(&up->tls);
+    if (st == SF_TLS_DONE) {
         up->connecting = 0;
-        up->tls_hs = 0;
         tls_arm(up);
         up->ops->on_connect(up->owner, up, 0); /* the owner flushes */
         return;
     }
-    int e = SSL_get_error(up->ssl, r);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-        int w = e == SSL_ERROR_WANT_WRITE;
-        if (w != up->wev_on) {
-            up->wev_on = w;
-            if (w)
-                event_add(&up->wev, NULL);
-            else
-                event_del(&up->wev);
-        }
-        if (w)
-            event_del(&up->rev);
-        else
-            event_add(&up->rev, NULL);
+    if (st == SF_TLS_WANT_READ || st == SF_TLS_WANT_WRITE) {
+        tls_arm(up);
         return;
     }
-    int err = tls_fail(up, e, sys, "TLS handshake failed");
+    int err = tls_fail(up, st, "TLS handshake failed");
     up->connecting = 0;
     up->ops->on_connect(up->owner, up, err);
-}
-
-/* Decrypts into up->in, in reserved chunks like sf_read_into, at most two per call. Returns
- * the bytes read; *ssl_err gets how the last SSL_read ended (SSL_ERROR_NONE: the budget ran
- * out first) and *sys the errno then. */
-static size_t tls_read_into(sf_upconn *up, int *ssl_err, int *sys)
-{
-    size_t total = 0;
-    *ssl_err = SSL_ERROR_NONE;
-    *sys = 0;
-    for (int round = 0; round < 2 && *ssl_err == SSL_ERROR_NONE; round++) {
-        struct evbuffer_iovec v;
-        if (evbuffer_reserve_space(up->in, SF_READ_CHUNK, &v, 1) < 1) {
-            *ssl_err = SSL_ERROR_SYSCALL;
-            *sys = ENOMEM;
-            break;
-        }
-        size_t off = 0;
-        while (off < v.iov_len) {
-            size_t room = v.iov_len - off;
-            ERR_clear_error();
-            int r =
-                SSL_read(up->ssl, (char *)v.iov_base + off, room > INT_MAX ? INT_MAX : (int)room);
-            if (r > 0) {
-                off += (size_t)r;
-                continue;
-            }
-            *sys = errno;
-            *ssl_err = SSL_get_error(up->ssl, r);
-            break;
-        }
-        if (off > 0) {
-            v.iov_len = off;
-            evbuffer_commit_space(up->in, &v, 1);
-            total += off;
-        }
-    }
-    return total;
 }
 
 /* Reads and reports like on_up_read: bytes, the end (0), or a failure (-1 with errno). */
 static void tls_receive(sf_upconn *up)
 {
-    int e, sys;
-    size_t n = tls_read_into(up, &e, &sys);
-    int end = e != SSL_ERROR_NONE && e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE;
+    sf_tls_status st;
+    size_t n = sf_tls_read(&up->tls, up->in, &st);
+    int end = st != SF_TLS_DONE && st != SF_TLS_WANT_READ && st != SF_TLS_WANT_WRITE;
 
-    if (e == SSL_ERROR_WANT_WRITE)
-        up->tls_rw = 1;
     if (up->owner == NULL) {
         /* An idle connection: session tickets are read and forgotten; anything else (bytes
          * nobody asked for, the backend's close, an error) ends it. */
@@ -539,71 +452,42 @@ static void tls_receive(sf_upconn *up)
     if (n > 0) {
         /* More may be waiting inside OpenSSL (the budget ran out), or the end behind the data:
          * come back for it. */
-        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+        if (st != SF_TLS_WANT_READ && st != SF_TLS_WANT_WRITE)
             event_active(&up->rev, EV_READ, 1);
         up->ops->on_read(up->owner, up, (ssize_t)n, 0);
         return;
     }
     if (!end)
         return;
-    if (e == SSL_ERROR_ZERO_RETURN) {
-        up->ops->on_read(up->owner, up, 0, 0); /* close_notify */
-        return;
-    }
-    if ((e == SSL_ERROR_SSL &&
-         ERR_GET_REASON(ERR_peek_last_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) ||
-        (e == SSL_ERROR_SYSCALL && sys == 0)) {
-        /* A close without close_notify, as many servers do: the HTTP framing decides whether
-         * what came was complete (RFC 9112 §9.8), as with a plain FIN. */
-        ERR_clear_error();
-        up->tls_dead = 1;
+    if (st == SF_TLS_CLOSED || st == SF_TLS_EOF) {
+        /* close_notify, or a close without it as many servers do: the HTTP framing decides
+         * whether what came was complete (RFC 9112 §9.8), as with a plain FIN */
         up->ops->on_read(up->owner, up, 0, 0);
         return;
     }
-    int err = tls_fail(up, e, sys, "TLS read failed");
+    int err = tls_fail(up, st, "TLS read failed");
     up->ops->on_read(up->owner, up, -1, err);
 }
 
-/* Encrypts and sends up->out, one record per SSL_write. Returns 1 once up->out is empty, 0
- * when the rest waits for an event (tls_wr set if it waits to read), -1 with *err set. */
+/* Sends up->out. Returns 1 once it is empty, 0 when the rest waits for an event (tls.wr set
+ * if it waits to read), -1 with *err set. */
 static int tls_send(sf_upconn *up, int *err)
 {
-    size_t len;
-    while ((len = evbuffer_get_length(up->out)) > 0) {
-        /* A retry after WANT_* must offer at least the bytes offered before: up->out only
-         * grows at its end between retries, so the same prefix, no shorter, comes back. */
-        int n = len < TLS_RECORD ? (int)len : TLS_RECORD;
-        unsigned char *buf = evbuffer_pullup(up->out, n);
-        if (buf == NULL) {
-            *err = ENOMEM;
-            return -1;
-        }
-        ERR_clear_error();
-        int r = SSL_write(up->ssl, buf, n);
-        if (r > 0) {
-            evbuffer_drain(up->out, (size_t)r);
-            continue;
-        }
-        int sys = errno;
-        int e = SSL_get_error(up->ssl, r);
-        if (e == SSL_ERROR_WANT_WRITE)
-            return 0;
-        if (e == SSL_ERROR_WANT_READ) {
-            up->tls_wr = 1;
-            return 0;
-        }
-        *err = tls_fail(up, e, sys, "TLS write failed");
-        if (*err == ECONNRESET && e == SSL_ERROR_ZERO_RETURN)
-            *err = EPIPE;
-        return -1;
-    }
-    return 1;
+    sf_tls_status st = sf_tls_write(&up->tls, up->out);
+    if (st == SF_TLS_DONE)
+        return 1;
+    if (st == SF_TLS_WANT_READ || st == SF_TLS_WANT_WRITE)
+        return 0;
+    int e = tls_fail(up, st, "TLS write failed");
+    /* the server's close_notify before our request was out: a write to a closed peer */
+    *err = st == SF_TLS_CLOSED ? EPIPE : e;
+    return -1;
 }
 
 static int tls_flush(sf_upconn *up)
 {
     int err = 0;
-    if (!up->tls_wr && tls_send(up, &err) < 0) {
+    if (!up->tls.wr && tls_send(up, &err) < 0) {
         up->ops->on_write_error(up->owner, up, err);
         return -1;
     }
@@ -614,21 +498,13 @@ static int tls_flush(sf_upconn *up)
 static void tls_idle(sf_upconn *up)
 {
     tls_arm(up);
-    if (SSL_has_pending(up->ssl))
+    if (SSL_has_pending(up->tls.ssl))
         event_active(&up->rev, EV_READ, 1);
 }
 
 static void tls_close(sf_upconn *up, int abort)
 {
-    /* One close_notify, best-effort and never waited for. Not on an abort: a cut-off stream
-     * must not look like a clean end. */
-    if (!abort && !up->connecting && !up->tls_dead) {
-        ERR_clear_error();
-        (void)SSL_shutdown(up->ssl);
-    }
-    SSL_free(up->ssl);
-    ERR_clear_error();
-    up->ssl = NULL;
+    sf_tls_close(&up->tls, abort || up->connecting);
     free(up->error);
     up->error = NULL;
 }
@@ -639,14 +515,14 @@ static void tls_on_read(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (up->connecting) {
-        if (up->tls_hs)
+        if (up->tls.hs)
             tls_handshake(up);
         return;
     }
-    if (up->tls_wr) {
+    if (up->tls.wr) {
         /* an SSL_write was waiting for this */
         int err = 0;
-        up->tls_wr = 0;
+        up->tls.wr = 0;
         int r = tls_send(up, &err);
         if (r < 0) {
             up->ops->on_write_error(up->owner, up, err);
@@ -672,7 +548,7 @@ static void tls_on_write(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (up->connecting) {
-        if (!up->tls_hs) {
+        if (!up->tls.hs) {
             int err = connect_result(up);
             if (err == EINPROGRESS)
                 return;
@@ -681,15 +557,15 @@ static void tls_on_write(evutil_socket_t fd, short what, void *arg)
                 up->ops->on_connect(up->owner, up, err);
                 return;
             }
-            up->tls_hs = 1;
+            up->tls.hs = 1;
         }
         tls_handshake(up);
         return;
     }
-    if (up->tls_rw) {
+    if (up->tls.rw) {
         /* an SSL_read was waiting for this; a pending write gets its turn on the next pass
          * (tls_arm keeps the write event). Paused, the read is retried on resume. */
-        up->tls_rw = 0;
+        up->tls.rw = 0;
         if (up->read_paused && up->owner != NULL)
             tls_arm(up);
         else

@@ -11,6 +11,8 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 
+#include "tls.h"
+
 typedef struct sf_pool sf_pool;
 typedef struct sf_upconn sf_upconn;
 
@@ -36,11 +38,8 @@ struct sf_upconn {
     void *owner; /* NULL while idle in the pool */
     const sf_upconn_ops *ops;
     unsigned connecting : 1, reused : 1, read_paused : 1, wev_on : 1;
-    /* TLS state: TCP connected and handshaking; SSL_read waits for writability; SSL_write
-     * waits for readability; a fatal TLS error happened (no close_notify then). */
-    unsigned tls_hs : 1, tls_rw : 1, tls_wr : 1, tls_dead : 1;
     uint8_t wide_reads; /* sf_read_into's state */
-    struct ssl_st *ssl; /* SSL, NULL for plain TCP */
+    sf_tls_conn tls;    /* tls.ssl NULL for plain TCP; tls.hs once TCP is connected */
     char *error;        /* why TLS failed, for sf_upconn_error (malloc'd, NULL if none) */
     TAILQ_ENTRY(sf_upconn) idle_link;
 };

@@ -103,21 +103,75 @@ static void load_listen(sf_ydoc *y, sf_settings *s, yaml_node_t *n)
                 yaml_node_t *tk, *tv;
                 SF_YMAP_EACH(y, v, tk, tv)
                 {
-                    if (strcmp((const char *)tk->data.scalar.value, "cert") == 0)
+                    if (strcmp((const char *)tk->data.scalar.value, "cert") == 0) {
                         load_path(y, s, tv, "tls cert", &l->tls_cert);
-                    else if (strcmp((const char *)tk->data.scalar.value, "key") == 0)
+                        l->cert_line = (int)tv->start_mark.line + 1;
+                        l->cert_col = (int)tv->start_mark.column + 1;
+                    } else if (strcmp((const char *)tk->data.scalar.value, "key") == 0) {
                         load_path(y, s, tv, "tls key", &l->tls_key);
+                        l->key_line = (int)tv->start_mark.line + 1;
+                        l->key_col = (int)tv->start_mark.column + 1;
+                    }
                 }
+                /* the files themselves are loaded by the proxy (they hold keys, not YAML) */
                 if (l->tls_cert == NULL || l->tls_key == NULL)
                     sf_ydoc_error(y, v, "listen tls needs both cert and key");
-                else
-                    sf_ydoc_error(y, v,
-                                  "TLS termination on listeners is not supported by "
-                                  "this build yet; remove tls from this listener");
             }
         }
         if (l->address == NULL)
             sf_ydoc_error(y, e, "a listen entry needs an address");
+    }
+}
+
+/* The host of "host:port" into out, spelled one way for comparisons: "localhost" as
+ * 127.0.0.1, any wildcard ("", 0.0.0.0, [::], *) as "*". */
+static void canonical_host(const char *hostport, char *out, size_t cap)
+{
+    const char *colon = strrchr(hostport, ':');
+    size_t n = colon != NULL ? (size_t)(colon - hostport) : strlen(hostport);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, hostport, n);
+    out[n] = '\0';
+    if (strcmp(out, "localhost") == 0)
+        snprintf(out, cap, "127.0.0.1");
+    else if (n == 0 || strcmp(out, "0.0.0.0") == 0 || strcmp(out, "[::]") == 0 ||
+             strcmp(out, "*") == 0)
+        snprintf(out, cap, "*");
+}
+
+/* True when binding both addresses would put them on the same socket address: the same port,
+ * and the same host or a wildcard on either side. */
+static int same_listen_address(const char *a, const char *b)
+{
+    const char *pa = strrchr(a, ':'), *pb = strrchr(b, ':');
+    char ha[300], hb[300];
+    if (pa == NULL || pb == NULL || atoi(pa + 1) != atoi(pb + 1))
+        return 0;
+    canonical_host(a, ha, sizeof(ha));
+    canonical_host(b, hb, sizeof(hb));
+    return strcmp(ha, hb) == 0 || strcmp(ha, "*") == 0 || strcmp(hb, "*") == 0;
+}
+
+/* The admin API never shares a listener with proxied traffic: its token and its reload or
+ * cutover calls must not be reachable through the address clients use. */
+static void check_admin_separate(sf_settings *s, sf_diags *d)
+{
+    for (size_t i = 0; i < s->nlisten; i++) {
+        const sf_listen_conf *l = &s->listen[i];
+        if (l->address == NULL || s->admin_address == NULL ||
+            !same_listen_address(l->address, s->admin_address))
+            continue;
+        if (s->admin_line > 0)
+            sf_diags_add(d, 0, s->path, s->admin_line, s->admin_col,
+                         "admin address %s is also a listen address (line %d): the admin API "
+                         "needs an address of its own",
+                         s->admin_address, l->line);
+        else
+            sf_diags_add(d, 0, s->path, l->line, l->col,
+                         "listen address %s is the admin API's default address: set "
+                         "admin.address to another one",
+                         l->address);
     }
 }
 
@@ -171,6 +225,8 @@ static void load_admin(sf_ydoc *y, sf_settings *s, yaml_node_t *n)
         const char *key = (const char *)k->data.scalar.value;
         if (strcmp(key, "address") == 0) {
             addr = v;
+            s->admin_line = (int)v->start_mark.line + 1;
+            s->admin_col = (int)v->start_mark.column + 1;
             if (sf_yget_string(y, v, "admin address", &s->admin_address) == 0)
                 check_address(y, v, "admin address", s->admin_address);
         } else if (strcmp(key, "token_file") == 0 && !sf_ynode_is_null(v)) {
@@ -382,6 +438,7 @@ int sf_settings_load(const char *path, sf_settings *s, sf_diags *d)
             sf_ydoc_error(&y, root,
                           "listen is required (e.g. listen: [{address: "
                           "127.0.0.1:8080}])");
+        check_admin_separate(s, d);
     }
     sf_ydoc_dispose(&y);
     return d->errors > errors_before ? -1 : 0;

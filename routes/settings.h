@@ -11,6 +11,8 @@ typedef struct {
     char *address;            /* "host:port" as written */
     char *tls_cert, *tls_key; /* resolved paths, NULL without TLS */
     int line, col;
+    /* where tls.cert and tls.key are written, for errors found when they are loaded */
+    int cert_line, cert_col, key_line, key_col;
 } sf_listen_conf;
 
 enum { SF_LOG_DEBUG, SF_LOG_INFO, SF_LOG_WARN, SF_LOG_ERROR };
@@ -20,7 +22,8 @@ typedef struct {
     char *dir;  /* its folder: relative paths are relative to it */
     sf_listen_conf *listen;
     size_t nlisten;
-    char *admin_address; /* always set: default 127.0.0.1:9901 */
+    char *admin_address;       /* always set: default 127.0.0.1:9901 */
+    int admin_line, admin_col; /* where admin.address is written, 0 for the default */
     char *admin_token_file;
     char *admin_token; /* read from admin_token_file at load; NULL without one */
     char *routes_file; /* resolved */

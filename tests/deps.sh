@@ -21,9 +21,10 @@ done
 # Test and benchmark tools: clients (curl, wrk), TAP runner (prove), Python 3
 # for the integration tests, promtool (package prometheus) to check /metrics,
 # headless Chromium for the dashboard test, nginx and HAProxy for the
-# side-by-side benchmark.
+# side-by-side benchmark, testssl.sh (command testssl) for tests/testssl.sh.
 for tool in curl:curl wrk:wrk prove:perl python3:python3 nginx:nginx-light \
-	haproxy:haproxy openssl:openssl promtool:prometheus chromium:chromium; do
+	haproxy:haproxy openssl:openssl promtool:prometheus chromium:chromium \
+	testssl:testssl.sh; do
 	cmd=${tool%%:*}
 	pkg=${tool#*:}
 	command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || pkgs="$pkgs $pkg"

@@ -5,7 +5,9 @@
   other_ca_cert            an unrelated CA that signed nothing here
   self_cert, self_key      a self-signed server certificate for SELF_NAME only
 
-Used as a module (make_certs()) or run as a script: certs.py [DIR] prints the paths."""
+make_server_cert(certs, name) adds one more server certificate from the same CA (another key:
+a certificate swapped on a running server). Used as a module (make_certs()) or run as a script:
+certs.py [DIR] prints the paths."""
 
 import atexit
 import os
@@ -35,6 +37,27 @@ def _ca(d, name, cn):
              "-days", DAYS, "-subj", f"/CN={cn}", *CA_EXT, cwd=d)
 
 
+def _server(d, name):
+    """name.pem and name.key in d: a server certificate for localhost and 127.0.0.1 from ca."""
+    _openssl("req", "-new", *EC, "-keyout", f"{name}.key", "-out", f"{name}.csr",
+             "-subj", "/CN=localhost", cwd=d)
+    with open(os.path.join(d, "server.ext"), "w") as f:
+        f.write("basicConstraints = critical, CA:FALSE\n"
+                "keyUsage = critical, digitalSignature\n"
+                "extendedKeyUsage = serverAuth\n"
+                "subjectAltName = DNS:localhost, IP:127.0.0.1\n")
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-set_serial", "0x" + os.urandom(8).hex(), "-days", DAYS,
+             "-extfile", "server.ext", "-out", f"{name}.pem", cwd=d)
+
+
+def make_server_cert(certs, name):
+    """Another server certificate (and key) from certs' CA, for the same names; returns
+    (cert path, key path)."""
+    _server(certs.dir, name)
+    return os.path.join(certs.dir, f"{name}.pem"), os.path.join(certs.dir, f"{name}.key")
+
+
 def make_certs(folder=None):
     """Makes every certificate; returns a namespace of absolute paths (plus dir, self_name).
     Without a folder, a temporary one is made and removed when the process exits."""
@@ -47,16 +70,7 @@ def make_certs(folder=None):
     _ca(d, "ca", "strangler test CA")
     _ca(d, "other-ca", "strangler unrelated CA")
 
-    _openssl("req", "-new", *EC, "-keyout", "server.key", "-out", "server.csr",
-             "-subj", "/CN=localhost", cwd=d)
-    with open(os.path.join(d, "server.ext"), "w") as f:
-        f.write("basicConstraints = critical, CA:FALSE\n"
-                "keyUsage = critical, digitalSignature\n"
-                "extendedKeyUsage = serverAuth\n"
-                "subjectAltName = DNS:localhost, IP:127.0.0.1\n")
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-             "-set_serial", "0x" + os.urandom(8).hex(), "-days", DAYS,
-             "-extfile", "server.ext", "-out", "server.pem", cwd=d)
+    _server(d, "server")
 
     _openssl("req", "-x509", "-new", *EC, "-keyout", "self.key", "-out", "self.pem",
              "-days", DAYS, "-subj", f"/CN={SELF_NAME}",

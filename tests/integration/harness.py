@@ -61,12 +61,21 @@ class Tap:
 _procs = []
 
 
+_ports_given = set()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A port free now and never handed out before in this test: two calls in a row may
+    otherwise get the same port from the kernel (both were free when asked)."""
+    for _ in range(1000):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise RuntimeError("no free port left")
 
 
 def wait_port(port, timeout=10.0, proc=None):

@@ -1,6 +1,9 @@
 /* TLS towards backends: sf_tls_client_ctx's settings and errors, and upstream pools over TLS
  * against an in-process bufferevent_openssl echo server on the same event loop (handshake,
- * reuse, session resumption, key updates, backpressure, verification failures and closes). */
+ * reuse, session resumption, key updates, backpressure, verification failures and closes).
+ * TLS listeners: sf_tls_server_ctx's settings and errors, the digest and description of
+ * certificate files, and an echo server built on the shared connection I/O (sf_tls_start,
+ * _handshake, _read, _write, _arm) serving upstream pools: both sides of tls.c at once. */
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -67,6 +70,24 @@ static void write_pem(const char *path, X509 *x)
     FILE *f = fopen(path, "w");
     if (f != NULL) {
         PEM_write_X509(f, x);
+        fclose(f);
+    }
+}
+
+static void write_key(const char *path, EVP_PKEY *key)
+{
+    FILE *f = fopen(path, "w");
+    if (f != NULL) {
+        PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
+        fclose(f);
+    }
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (f != NULL) {
+        fputs(text, f);
         fclose(f);
     }
 }
@@ -304,6 +325,20 @@ static int roundtrip(owner *o, sf_upconn *up, const void *data, size_t len)
            memcmp(evbuffer_pullup(o->got, -1), data, len) == 0;
 }
 
+/* 4 MiB both ways, with a pause of the reads in between. */
+static int roundtrip_big(owner *o, sf_upconn *up)
+{
+    size_t big = 4u << 20;
+    unsigned char *data = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        data[i] = (unsigned char)(i * 131 + (i >> 13));
+    o->pause_once = 1;
+    o->paused_seen = 0;
+    int good = roundtrip(o, up, data, big) && o->paused_seen;
+    free(data);
+    return good;
+}
+
 /* Connects a new connection (fresh) and waits for on_connect. */
 static sf_upconn *connect_fresh(sf_pool *p, owner *o)
 {
@@ -399,7 +434,7 @@ static void test_pool(const char *ca_path, const char *other_ca_path, X509 *cert
        "%s: the handshake completes before on_connect", label);
     if (up == NULL || o.connect_err != 0)
         goto out;
-    is(SSL_session_reused(up->ssl), 0, "%s: the first connection is a full handshake", label);
+    is(SSL_session_reused(up->tls.ssl), 0, "%s: the first connection is a full handshake", label);
 
     /* idle in the pool at once, while the TLS 1.3 session tickets arrive: they are read and
      * the connection stays */
@@ -419,7 +454,7 @@ static void test_pool(const char *ca_path, const char *other_ca_path, X509 *cert
 
     /* a second connection resumes the session the pool kept */
     sf_upconn *second = connect_fresh(p, &o);
-    ok(second != NULL && o.connect_err == 0 && SSL_session_reused(second->ssl) == 1,
+    ok(second != NULL && o.connect_err == 0 && SSL_session_reused(second->tls.ssl) == 1,
        "%s: a new connection resumes the pool's session", label);
     if (second == NULL)
         goto out;
@@ -428,25 +463,17 @@ static void test_pool(const char *ca_path, const char *other_ca_path, X509 *cert
         goto out;
     }
 
-    /* 4 MiB both ways, with a pause of the reads in between */
-    size_t big = 4u << 20;
-    unsigned char *data = malloc(big);
-    for (size_t i = 0; i < big; i++)
-        data[i] = (unsigned char)(i * 131 + (i >> 13));
-    o.pause_once = 1;
-    o.paused_seen = 0;
-    ok(roundtrip(&o, second, data, big) && o.paused_seen,
-       "%s: 4 MiB echoed whole across partial writes and a read pause", label);
-    free(data);
+    ok(roundtrip_big(&o, second), "%s: 4 MiB echoed whole across partial writes and a read pause",
+       label);
 
     /* a key update (TLS 1.3): requested by the server, then by the client */
-    if (SSL_version(second->ssl) == TLS1_3_VERSION) {
+    if (SSL_version(second->tls.ssl) == TLS1_3_VERSION) {
         int nserved = srv.nserved;
         for (int i = 0; i < nserved; i++)
             SSL_key_update(bufferevent_openssl_get_ssl(srv.served[i]), SSL_KEY_UPDATE_REQUESTED);
         ok(roundtrip(&o, second, "after server key update", 23),
            "%s: a round trip after the server asked for a key update", label);
-        ok(SSL_key_update(second->ssl, SSL_KEY_UPDATE_REQUESTED) == 1 &&
+        ok(SSL_key_update(second->tls.ssl, SSL_KEY_UPDATE_REQUESTED) == 1 &&
                roundtrip(&o, second, "after client key update", 23),
            "%s: a round trip after a client key update", label);
     }
@@ -557,6 +584,237 @@ out:
     server_stop(&srv);
 }
 
+/* ---- the server side: sf_tls_server_ctx and the shared connection I/O ---- */
+
+static void test_server_ctx(const char *cert_path, const char *key_path, const char *other_key_path)
+{
+    char err[512] = "", junk[PATH_MAX + 32], missing[PATH_MAX + 32];
+    int at = -1;
+    SSL_CTX *ctx = sf_tls_server_ctx(cert_path, key_path, &at, err, sizeof(err));
+    ok(ctx != NULL, "sf_tls_server_ctx with a matching certificate and key (%s)", err);
+    if (ctx != NULL) {
+        is(SSL_CTX_get_min_proto_version(ctx), TLS1_2_VERSION, "server: TLS 1.2 at least");
+        is(SSL_CTX_get_max_proto_version(ctx), TLS1_3_VERSION, "server: TLS 1.3 at most");
+        uint64_t opts = SSL_CTX_get_options(ctx);
+        ok((opts & SSL_OP_NO_RENEGOTIATION) && (opts & SSL_OP_CIPHER_SERVER_PREFERENCE) &&
+               (opts & SSL_OP_NO_COMPRESSION),
+           "server: no renegotiation, the server's suite order, no compression");
+        is(SSL_CTX_get_session_cache_mode(ctx) & SSL_SESS_CACHE_SERVER, SSL_SESS_CACHE_SERVER,
+           "server: a session cache");
+        int aead_ecdhe_only = 1, n12 = 0;
+        STACK_OF(SSL_CIPHER) *suites = SSL_CTX_get_ciphers(ctx);
+        for (int i = 0; i < sk_SSL_CIPHER_num(suites); i++) {
+            const SSL_CIPHER *c = sk_SSL_CIPHER_value(suites, i);
+            if (SSL_CIPHER_get_kx_nid(c) == NID_kx_any) /* a TLS 1.3 suite */
+                continue;
+            n12++;
+            if (SSL_CIPHER_get_kx_nid(c) != NID_kx_ecdhe || !SSL_CIPHER_is_aead(c))
+                aead_ecdhe_only = 0;
+        }
+        ok(n12 == 6 && aead_ecdhe_only, "server: six TLS 1.2 suites, all ECDHE with AEAD (%d)",
+           n12);
+        char desc[256];
+        sf_tls_ctx_describe(ctx, desc, sizeof(desc));
+        ok(strncmp(desc, "CN=test server, expires ", 24) == 0 && strstr(desc, " UTC, sha256 ") &&
+               strlen(strstr(desc, "sha256 ")) == 7 + 95,
+           "sf_tls_ctx_describe: \"%s\"", desc);
+        SSL_CTX_free(ctx);
+    }
+
+    snprintf(missing, sizeof(missing), "%s/missing.pem", tmpdir);
+    ctx = sf_tls_server_ctx(missing, key_path, &at, err, sizeof(err));
+    ok(ctx == NULL && at == SF_TLS_AT_CERT && strstr(err, "cannot read certificate file") &&
+           strstr(err, "No such file"),
+       "a missing certificate: about the cert (%s)", err);
+    snprintf(junk, sizeof(junk), "%s/junk-cert.pem", tmpdir);
+    write_text(junk, "not a certificate\n");
+    ctx = sf_tls_server_ctx(junk, key_path, &at, err, sizeof(err));
+    ok(ctx == NULL && at == SF_TLS_AT_CERT && strstr(err, "cannot load certificate") &&
+           strstr(err, "no start line"),
+       "a file without a certificate: OpenSSL's first reason, not \"PEM lib\" (%s)", err);
+    ctx = sf_tls_server_ctx(cert_path, missing, &at, err, sizeof(err));
+    ok(ctx == NULL && at == SF_TLS_AT_KEY && strstr(err, "cannot read key file"),
+       "a missing key: about the key (%s)", err);
+    ctx = sf_tls_server_ctx(cert_path, junk, &at, err, sizeof(err));
+    ok(ctx == NULL && at == SF_TLS_AT_KEY && strstr(err, "cannot load private key"),
+       "a file without a key: about the key (%s)", err);
+    ctx = sf_tls_server_ctx(cert_path, other_key_path, &at, err, sizeof(err));
+    ok(ctx == NULL && at == SF_TLS_AT_KEY && strstr(err, "does not match certificate"),
+       "another certificate's key: refused (%s)", err);
+    unlink(junk);
+
+    unsigned char d1[32], d2[32], d3[32];
+    ok(sf_tls_files_digest(cert_path, key_path, d1) == 0 &&
+           sf_tls_files_digest(cert_path, key_path, d2) == 0 && memcmp(d1, d2, 32) == 0,
+       "sf_tls_files_digest: the same files, the same digest");
+    ok(sf_tls_files_digest(cert_path, other_key_path, d3) == 0 && memcmp(d1, d3, 32) != 0,
+       "sf_tls_files_digest: another key, another digest");
+    errno = 0;
+    ok(sf_tls_files_digest(cert_path, missing, d3) == -1 && errno == ENOENT,
+       "sf_tls_files_digest: a missing file is -1 with errno");
+}
+
+/* An echo server on sf_tls_conn: what it reads it writes back; one function for both events,
+ * as session.c's on_tls_event. */
+typedef struct {
+    int fd;
+    struct event rev, wev;
+    struct evbuffer *buf;
+    sf_tls_conn tls;
+    int *open; /* the server's count of live connections */
+} tconn;
+
+static void tconn_free(tconn *t, int abort)
+{
+    event_del(&t->rev);
+    event_del(&t->wev);
+    sf_tls_close(&t->tls, abort);
+    close(t->fd);
+    evbuffer_free(t->buf);
+    (*t->open)--;
+    free(t);
+}
+
+static void tconn_event(evutil_socket_t fd, short what, void *arg)
+{
+    tconn *t = arg;
+    sf_tls_status st;
+    (void)fd;
+    if (t->tls.hs) {
+        st = sf_tls_handshake(&t->tls);
+        if (st != SF_TLS_DONE && st != SF_TLS_WANT_READ && st != SF_TLS_WANT_WRITE) {
+            tconn_free(t, 0);
+            return;
+        }
+        if (st != SF_TLS_DONE) {
+            sf_tls_arm(&t->tls, &t->rev, &t->wev, 0, 0);
+            return;
+        }
+    }
+    if ((what & EV_READ) && t->tls.wr)
+        t->tls.wr = 0;
+    if ((what & EV_WRITE) && t->tls.rw)
+        t->tls.rw = 0;
+    if (!t->tls.rw) {
+        sf_tls_read(&t->tls, t->buf, &st);
+        if (st == SF_TLS_CLOSED || st == SF_TLS_EOF || st == SF_TLS_FAILED) {
+            tconn_free(t, st == SF_TLS_FAILED);
+            return;
+        }
+        if (st == SF_TLS_DONE)
+            event_active(&t->rev, EV_READ, 1);
+    }
+    if (!t->tls.wr) {
+        st = sf_tls_write(&t->tls, t->buf);
+        if (st != SF_TLS_DONE && st != SF_TLS_WANT_READ && st != SF_TLS_WANT_WRITE) {
+            tconn_free(t, 1);
+            return;
+        }
+    }
+    sf_tls_arm(&t->tls, &t->rev, &t->wev, evbuffer_get_length(t->buf) > 0, 0);
+}
+
+typedef struct {
+    SSL_CTX *ctx;
+    struct evconnlistener *lst;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    int open;
+} tserver;
+
+static void tserver_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                           int len, void *arg)
+{
+    tserver *s = arg;
+    (void)l;
+    (void)sa;
+    (void)len;
+    tconn *t = calloc(1, sizeof(*t));
+    t->fd = fd;
+    t->open = &s->open;
+    t->buf = evbuffer_new();
+    s->open++;
+    evutil_make_socket_nonblocking(fd);
+    if (sf_tls_start(&t->tls, s->ctx, fd, 1) < 0) {
+        tconn_free(t, 1);
+        return;
+    }
+    t->tls.hs = 1;
+    event_assign(&t->rev, base, fd, EV_READ | EV_PERSIST, tconn_event, t);
+    event_assign(&t->wev, base, fd, EV_WRITE | EV_PERSIST, tconn_event, t);
+    event_add(&t->rev, NULL);
+}
+
+static void test_server_io(const char *ca_path, const char *cert_path, const char *key_path,
+                           int max_version, const char *label)
+{
+    tserver srv = {0};
+    owner o;
+    char err[512];
+    int at;
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    sf_pool_tls tls = {NULL, "127.0.0.1"};
+
+    srv.ctx = sf_tls_server_ctx(cert_path, key_path, &at, err, sizeof(err));
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    srv.lst = srv.ctx == NULL ? NULL
+                              : evconnlistener_new_bind(base, tserver_accept, &srv,
+                                                        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+                                                        16, (struct sockaddr *)&sin, sizeof(sin));
+    if (srv.lst == NULL) {
+        ok(0, "%s: the sf_tls server starts (%s)", label, err);
+        SSL_CTX_free(srv.ctx);
+        return;
+    }
+    srv.addrlen = sizeof(srv.addr);
+    getsockname(evconnlistener_get_fd(srv.lst), (struct sockaddr *)&srv.addr, &srv.addrlen);
+    owner_init(&o);
+    tls.ctx = sf_tls_client_ctx(ca_path, 1, err, sizeof(err));
+    if (max_version != 0)
+        SSL_CTX_set_max_proto_version(tls.ctx, max_version);
+    sf_pool *p = sf_pool_create(base, &srv.addr, srv.addrlen, "sf_tls server", 4, 60000, &tls);
+
+    sf_upconn *up = connect_fresh(p, &o);
+    ok(up != NULL && o.connect_err == 0, "%s: a pool connects to the sf_tls server", label);
+    if (up == NULL || o.connect_err != 0)
+        goto out;
+    const unsigned char *alpn = NULL;
+    unsigned alpn_len = 0;
+    SSL_get0_alpn_selected(up->tls.ssl, &alpn, &alpn_len);
+    ok(alpn_len == 8 && memcmp(alpn, "http/1.1", 8) == 0, "%s: the server selects http/1.1", label);
+    ok(roundtrip(&o, up, "ping", 4), "%s: a round trip", label);
+    sf_pool_release(up, 1);
+    run_for(50); /* the TLS 1.3 tickets reach the pool */
+
+    sf_upconn *second = connect_fresh(p, &o);
+    ok(second != NULL && o.connect_err == 0 && SSL_session_reused(second->tls.ssl) == 1,
+       "%s: a new connection resumes its session with the server", label);
+    if (second == NULL)
+        goto out;
+    if (o.connect_err != 0) {
+        sf_upconn_close(second, 1);
+        goto out;
+    }
+    ok(roundtrip_big(&o, second),
+       "%s: 4 MiB echoed whole by the sf_tls server, across partial writes and a read pause",
+       label);
+    if (SSL_version(second->tls.ssl) == TLS1_3_VERSION)
+        ok(SSL_key_update(second->tls.ssl, SSL_KEY_UPDATE_REQUESTED) == 1 &&
+               roundtrip(&o, second, "after key update", 16),
+           "%s: a round trip after the client asks the server for a key update", label);
+    ok(srv.open >= 1, "%s: the server holds the connections open (%d)", label, srv.open);
+    sf_upconn_close(second, 0);
+out:
+    sf_pool_destroy(p);
+    SSL_CTX_free(tls.ctx);
+    owner_dispose(&o);
+    for (int i = 0; i < 50 && srv.open > 0; i++)
+        run_for(20);
+    is(srv.open, 0, "%s: the server saw every connection end (close_notify or EOF)", label);
+    evconnlistener_free(srv.lst);
+    SSL_CTX_free(srv.ctx);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/sf-test-tls-XXXXXX");
@@ -579,6 +837,17 @@ int main(void)
     test_ctx(ca_path);
     test_pool(ca_path, other_path, cert, key, 0, "TLS 1.3");
     test_pool(ca_path, other_path, cert, key, TLS1_2_VERSION, "TLS 1.2");
+
+    char key_path[PATH_MAX + 32], other_key_path[PATH_MAX + 32];
+    snprintf(key_path, sizeof(key_path), "%s/key.pem", tmpdir);
+    snprintf(other_key_path, sizeof(other_key_path), "%s/other-key.pem", tmpdir);
+    write_key(key_path, key);
+    write_key(other_key_path, other_key);
+    test_server_ctx(ca_path, key_path, other_key_path);
+    test_server_io(ca_path, ca_path, key_path, 0, "sf_tls server, TLS 1.3");
+    test_server_io(ca_path, ca_path, key_path, TLS1_2_VERSION, "sf_tls server, TLS 1.2");
+    unlink(key_path);
+    unlink(other_key_path);
 
     X509_free(cert);
     X509_free(other);
