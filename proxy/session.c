@@ -159,8 +159,10 @@ static double ms_since(const struct timespec *from, const struct timespec *now)
            (double)(now->tv_nsec - from->tv_nsec) / 1e6;
 }
 
+/* Any timer set here replaces the send timer (client_flush arms that one). */
 static void client_timer(sf_client *c, const struct timeval *tv)
 {
+    c->timer_send = 0;
     if (tv != NULL)
         event_add(&c->tev, tv);
     else
@@ -1414,7 +1416,8 @@ static int client_flush(sf_client *c)
 {
     sf_server *s = c->srv;
     exchange *x = &c->x;
-    if (evbuffer_get_length(c->out) > 0) {
+    size_t had = evbuffer_get_length(c->out);
+    if (had > 0) {
         int failed;
         if (c->tls.ssl == NULL) {
             ssize_t n = evbuffer_write(c->out, c->fd);
@@ -1438,18 +1441,19 @@ static int client_flush(sf_client *c)
             c->wev_on = 1;
             event_add(&c->wev, NULL);
         }
-        /* A client that does not read its response is cut off after client_body. */
-        c->timer_send = 1;
-        client_timer(c, s->tv_client_body);
+        /* A client that does not read its response is cut off after client_body without
+         * progress: the countdown restarts only when bytes went out (nginx's send_timeout). */
+        if (!c->timer_send || left < had) {
+            client_timer(c, s->tv_client_body);
+            c->timer_send = 1;
+        }
     } else {
         if (c->wev_on && c->tls.ssl == NULL) {
             c->wev_on = 0;
             event_del(&c->wev);
         }
-        if (c->timer_send) {
-            c->timer_send = 0;
+        if (c->timer_send)
             client_timer(c, NULL);
-        }
         if (c->state == CS_CLOSING) {
             start_linger(c);
             return 0;
