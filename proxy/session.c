@@ -32,6 +32,8 @@
 /* A request body is kept for a fallback to legacy up to this size; beyond it the function's
  * failure is the answer (Envoy's retry buffer works the same way). */
 #define FALLBACK_BODY_MAX (1024 * 1024)
+/* 1xx responses before the final one: more is an upstream stalling the response timer. */
+#define INTERIM_MAX 16
 
 enum { CS_HEAD, CS_BODY, CS_WAIT, CS_CLOSING, CS_LINGER };
 
@@ -53,6 +55,7 @@ typedef struct {
         is_head : 1, http10 : 1, client_chunked : 1, up_paused : 1, retried : 1, active : 1,
         fallback : 1, flushing : 1, relayed : 1;
     uint8_t up_err;   /* sf_stats_upstream_error of the backend serving the exchange */
+    uint8_t interim;  /* 1xx responses skipped so far */
     int write_err;    /* a write error raised while flush_up was flushing */
     char *retry_head; /* the upstream head, kept while a replay on a fresh connection is safe */
     size_t retry_len;
@@ -1903,6 +1906,9 @@ static int process_response(sf_client *c)
     exchange *x = &c->x;
     sf_upconn *up = x->up;
 
+    /* c->out was empty and the head is relayed by this call: nothing of the response has
+     * reached the client yet if the body turns out broken in the same read */
+    int head_now = !x->resp_head && evbuffer_get_length(c->out) == 0;
     while (!x->resp_head) {
         size_t len = evbuffer_get_length(up->in);
         if (len == 0)
@@ -1928,6 +1934,12 @@ static int process_response(sf_client *c)
                         x->method, x->path, x->reqid);
                 x->up_err = SF_STATS_UPSTREAM_PROTOCOL;
                 return finalize(c, 502, "unexpected protocol switch");
+            }
+            if (++x->interim > INTERIM_MAX) {
+                sf_warn("more than %d interim responses from %s for %s %s [req %s]", INTERIM_MAX,
+                        sf_pool_name(x->pool), x->method, x->path, x->reqid);
+                x->up_err = SF_STATS_UPSTREAM_PROTOCOL;
+                return finalize(c, 502, "too many interim responses");
             }
             evbuffer_drain(up->in, (size_t)r); /* interim responses are not relayed */
             continue;
@@ -1957,6 +1969,13 @@ static int process_response(sf_client *c)
         sf_warn("invalid chunked body from %s while forwarding %s %s [req %s]",
                 sf_pool_name(x->pool), x->method, x->path, x->reqid);
         x->up_err = SF_STATS_UPSTREAM_PROTOCOL;
+        if (head_now) {
+            /* the relayed head never left: the client can still get a clean 502 */
+            evbuffer_drain(c->out, evbuffer_get_length(c->out));
+            x->resp_head = 0;
+            x->bytes_out = 0;
+            x->status = 0;
+        }
         return finalize(c, 502, "invalid upstream body framing");
     }
     if (done && evbuffer_get_length(up->in) > 0)
