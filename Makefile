@@ -6,6 +6,8 @@
 #   make bench           side-by-side benchmark against nginx and HAProxy
 #   make bench-match     micro-benchmark of route matching (bench/match_bench.c)
 #   make bench-compare   micro-benchmark of the shadow comparison (bench/compare_bench.c)
+#   make fuzz            the libFuzzer targets (tests/fuzz/), FUZZ_SECONDS (60) each; needs clang
+#   make testssl         testssl.sh against a TLS listener (about a minute; fails on MEDIUM+)
 #   make deps            install the Debian packages (skipped when already found)
 #
 # Libraries (Debian packages): libevent 2.1 (libevent-dev), OpenSSL 3 (libssl-dev),
@@ -58,7 +60,8 @@ UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
 PROGS := $(BINDIR)/strangler $(BINDIR)/legacy-stub $(BINDIR)/function-host
 
-.PHONY: all deps test test-plain test-san unit run bench bench-match bench-compare fmt fmt-check clean
+.PHONY: all deps test test-plain test-san unit run bench bench-match bench-compare fmt fmt-check clean \
+        fuzz fuzz-build fuzz-cc testssl
 all: $(PROGS) $(UNIT_BINS)
 
 $(B)/%.o: %.c
@@ -159,6 +162,49 @@ $(B)/bench/compare_bench: $(B)/bench/compare_bench.o $(PROXY_LIB) $(ROUTES_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# testssl: tests/testssl.sh starts the proxy with a test certificate and runs testssl.sh on it;
+# not part of make test (it takes about a minute and judges configuration, not behaviour).
+testssl: deps
+	@$(MAKE) --no-print-directory all
+	@bash tests/testssl.sh
+
+# fuzz: the libFuzzer targets in tests/fuzz/ (one per tests/fuzz/fuzz_*.c), built with clang,
+# ASan and UBSan from the sources themselves (not the gcc-built libraries) into build/fuzz/,
+# each run for FUZZ_SECONDS on a scratch copy of its seed corpus (tests/fuzz/corpus/NAME/, never
+# written). A crash, a leak, a timeout or a failed invariant fails the run; the input is left in
+# build/fuzz/artifacts/. FUZZ_TARGETS="fuzz_request fuzz_chunked" runs some of them.
+FUZZ_CC      ?= clang-14
+FUZZ_SECONDS ?= 60
+FUZZ_B       := build/fuzz
+FUZZ_ALL     := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_TARGETS ?= $(FUZZ_ALL)
+FUZZ_LIB_SRC := proxy/http_parse.c proxy/body.c proxy/compare.c $(ROUTES_SRC)
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS  := $(WARN) -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) -MMD -MP
+FUZZ_LIB     := $(FUZZ_B)/libsffuzz.a
+
+$(FUZZ_B)/obj/%.o: %.c | fuzz-cc
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZCC  $<")
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) -Itests/fuzz $(FUZZ_CFLAGS) -c $< -o $@
+$(FUZZ_LIB): $(patsubst %.c,$(FUZZ_B)/obj/%.o,$(FUZZ_LIB_SRC))
+	$(Q)rm -f $@ && ar rcs $@ $^
+$(FUZZ_B)/fuzz_%: $(FUZZ_B)/obj/tests/fuzz/fuzz_%.o $(FUZZ_LIB)
+	@$(if $(Q),echo "  FUZZLD  $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lm
+
+# clang and its libFuzzer runtime are not in make deps' list: say what is missing.
+fuzz-cc:
+	@command -v $(FUZZ_CC) >/dev/null 2>&1 || \
+	    { echo "make fuzz: $(FUZZ_CC) not found (Debian: clang-14 libclang-rt-14-dev)"; exit 1; }
+	@test -f "$$($(FUZZ_CC) -print-runtime-dir)/libclang_rt.fuzzer-$$(uname -m).a" || \
+	    { echo "make fuzz: no libFuzzer runtime for $(FUZZ_CC) (Debian: libclang-rt-14-dev)"; exit 1; }
+# the targets' objects are not intermediates to delete: a rebuild would recompile them
+.SECONDARY: $(patsubst %,$(FUZZ_B)/obj/tests/fuzz/%.o,$(FUZZ_ALL))
+fuzz-build: $(addprefix $(FUZZ_B)/,$(FUZZ_ALL))
+fuzz: fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh $(FUZZ_B) $(FUZZ_TARGETS)
 
 fmt:
 	clang-format -i $(wildcard proxy/*.[ch] routes/*.[ch] legacy-stub/*.[ch] functions/*.[ch] tests/unit/*.[ch])

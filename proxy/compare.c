@@ -692,9 +692,18 @@ static void body_differs(walk *w, const sf_cmp_side *l, const sf_cmp_side *f)
                         *b = (const unsigned char *)body_of(f);
     while (at < n && a[at] == b[at])
         at++;
-    size_t from = at > 48 ? at - 16 : 0;
-    while (from > 0 && from < n && (a[from] & 0xc0) == 0x80) /* not inside a character */
-        from++;
+    /* The window starts at the body's start when what precedes the difference renders short,
+     * else 16 bytes before it. Counted as rendered, a control byte taking six (\u0001) and a
+     * byte past ASCII at most that: the differing byte must fall inside both capped values. */
+    size_t width = 0;
+    for (size_t i = 0; i < at && width <= 48; i++)
+        width += a[i] < 0x20 || a[i] >= 0x7f ? 6 : a[i] == '"' || a[i] == '\\' ? 2 : 1;
+    size_t from = width > 48 && at > 16 ? at - 16 : 0;
+    /* Not inside a character: back up over at most three continuation bytes (moving forward
+     * could pass the differing byte and show two equal windows). from < at, so both bodies
+     * hold the same bytes there and their windows start alike whichever side is legacy. */
+    for (int k = 0; k < 3 && from > 0 && (a[from] & 0xc0) == 0x80; k++)
+        from--;
     fill(w, d, strdup("body"), render_body(l, from), render_body(f, from), 1, 1);
 }
 

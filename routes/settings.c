@@ -93,6 +93,8 @@ static void load_listen(sf_ydoc *y, sf_settings *s, yaml_node_t *n)
         yaml_node_t *k, *v;
         SF_YMAP_EACH(y, e, k, v)
         {
+            if (sf_ynode_skip_key(y, e, k, "a listen entry"))
+                continue;
             const char *key = (const char *)k->data.scalar.value;
             if (strcmp(key, "address") == 0) {
                 if (sf_yget_string(y, v, "listen address", &l->address) == 0)
@@ -103,6 +105,8 @@ static void load_listen(sf_ydoc *y, sf_settings *s, yaml_node_t *n)
                 yaml_node_t *tk, *tv;
                 SF_YMAP_EACH(y, v, tk, tv)
                 {
+                    if (sf_ynode_skip_key(y, v, tk, "listen tls"))
+                        continue;
                     if (strcmp((const char *)tk->data.scalar.value, "cert") == 0) {
                         load_path(y, s, tv, "tls cert", &l->tls_cert);
                         l->cert_line = (int)tv->start_mark.line + 1;
@@ -222,6 +226,8 @@ static void load_admin(sf_ydoc *y, sf_settings *s, yaml_node_t *n)
     yaml_node_t *k, *v, *addr = NULL;
     SF_YMAP_EACH(y, n, k, v)
     {
+        if (sf_ynode_skip_key(y, n, k, "admin"))
+            continue;
         const char *key = (const char *)k->data.scalar.value;
         if (strcmp(key, "address") == 0) {
             addr = v;
@@ -253,6 +259,8 @@ static void load_limits(sf_ydoc *y, sf_settings *s, yaml_node_t *n)
     yaml_node_t *k, *v;
     SF_YMAP_EACH(y, n, k, v)
     {
+        if (sf_ynode_skip_key(y, n, k, "limits"))
+            continue;
         const char *key = (const char *)k->data.scalar.value;
         if (strcmp(key, "max_header_bytes") == 0)
             sf_yget_uint(y, v, "max_header_bytes", 256, 1 << 20, &s->max_header_bytes);
@@ -277,6 +285,8 @@ static void load_timeouts(sf_ydoc *y, sf_settings *s, yaml_node_t *n)
     yaml_node_t *k, *v;
     SF_YMAP_EACH(y, n, k, v)
     {
+        if (sf_ynode_skip_key(y, n, k, "timeouts"))
+            continue;
         const char *key = (const char *)k->data.scalar.value;
         for (size_t i = 0; keys[i] != NULL; i++) {
             if (strcmp(key, keys[i]) != 0)
@@ -302,6 +312,8 @@ static void load_shadow(sf_ydoc *y, sf_settings *s, yaml_node_t *n)
     yaml_node_t *k, *v;
     SF_YMAP_EACH(y, n, k, v)
     {
+        if (sf_ynode_skip_key(y, n, k, "shadow"))
+            continue;
         const char *key = (const char *)k->data.scalar.value;
         if (strcmp(key, "max_inflight") == 0)
             sf_yget_uint(y, v, "shadow max_inflight", 0, 1000000, &s->shadow_max_inflight);
@@ -322,6 +334,8 @@ static void load_log(sf_ydoc *y, sf_settings *s, yaml_node_t *n)
     yaml_node_t *k, *v;
     SF_YMAP_EACH(y, n, k, v)
     {
+        if (sf_ynode_skip_key(y, n, k, "log"))
+            continue;
         const char *key = (const char *)k->data.scalar.value;
         if (strcmp(key, "level") == 0) {
             const char *lv = sf_ynode_scalar(y, v, "log level");
@@ -401,6 +415,8 @@ int sf_settings_load(const char *path, sf_settings *s, sf_diags *d)
         int have_listen = 0;
         SF_YMAP_EACH(&y, root, k, v)
         {
+            if (sf_ynode_skip_key(&y, root, k, "strangler.yaml"))
+                continue;
             const char *key = (const char *)k->data.scalar.value;
             if (strcmp(key, "listen") == 0) {
                 have_listen = 1;

@@ -689,8 +689,9 @@ static int load_methods(sf_ydoc *y, const yaml_node_t *n, const char *label, con
         }
         char up[NAME_MAX_LEN + 1];
         size_t len = strlen(m), lower = 0;
-        for (size_t i = 0; i < len && i < NAME_MAX_LEN; i++) {
-            up[i] = m[i] >= 'a' && m[i] <= 'z' ? (char)(m[i] - 'a' + 'A') : m[i];
+        for (size_t i = 0; i < len; i++) { /* all of it: the hint alone stops at the cap */
+            if (i < NAME_MAX_LEN)
+                up[i] = m[i] >= 'a' && m[i] <= 'z' ? (char)(m[i] - 'a' + 'A') : m[i];
             lower += m[i] >= 'a' && m[i] <= 'z';
         }
         up[len < NAME_MAX_LEN ? len : NAME_MAX_LEN] = '\0';

@@ -89,7 +89,10 @@ yaml_node_t *sf_ydoc_node(sf_ydoc *y, int index)
     return yaml_document_get_node(&y->doc, index);
 }
 
-static void vadd(sf_ydoc *y, int warning, const yaml_node_t *n, const char *fmt, va_list ap)
+/* format(printf, 4, 0): the callers' own format attributes check the arguments; this lets
+ * clang's -Wformat-nonliteral see that fmt is one. */
+__attribute__((format(printf, 4, 0))) static void
+vadd(sf_ydoc *y, int warning, const yaml_node_t *n, const char *fmt, va_list ap)
 {
     char msg[900];
     vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -298,6 +301,26 @@ int sf_ynode_check_map(sf_ydoc *y, const yaml_node_t *n, const char *what, const
             off +=
                 (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", i ? ", " : "", known[i]);
         sf_ydoc_error(y, k, "unknown key '%s' in %s (known keys: %s)", key, what, list);
+    }
+    return 0;
+}
+
+int sf_ynode_skip_key(sf_ydoc *y, const yaml_node_t *map, const yaml_node_t *key, const char *what)
+{
+    if (key->type != YAML_SCALAR_NODE)
+        return 1; /* sf_ynode_check_map reported it */
+    const char *name = (const char *)key->data.scalar.value;
+    yaml_node_t *k, *v;
+    SF_YMAP_EACH(y, map, k, v)
+    {
+        (void)v;
+        if (k == key)
+            return 0;
+        if (k->type == YAML_SCALAR_NODE && strcmp((const char *)k->data.scalar.value, name) == 0) {
+            sf_ydoc_error(y, key, "%s is given twice in %s (first at line %d)", name, what,
+                          (int)k->start_mark.line + 1);
+            return 1;
+        }
     }
     return 0;
 }

@@ -58,6 +58,11 @@ int sf_ynode_is_null(const yaml_node_t *n);
 int sf_ynode_check_map(sf_ydoc *y, const yaml_node_t *n, const char *what,
                        const char *const *known);
 
+/* For loaders that walk a mapping pair by pair: 1 when key must be skipped, because it is not a
+ * scalar (sf_ynode_check_map reports that) or repeats an earlier key of map (reported here as
+ * "KEY is given twice in WHAT"), else 0. */
+int sf_ynode_skip_key(sf_ydoc *y, const yaml_node_t *map, const yaml_node_t *key, const char *what);
+
 /* Finds the values of a mapping's keys: vals[i] (and keys[i] when keys is not NULL) for
  * known[i], NULL when absent. A key given twice is an error at the second. Unknown keys are
  * skipped: report them with sf_ynode_check_map. n must be a mapping. */

@@ -29,6 +29,12 @@ for tool in curl:curl wrk:wrk prove:perl python3:python3 nginx:nginx-light \
 	pkg=${tool#*:}
 	command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || pkgs="$pkgs $pkg"
 done
+# make fuzz: clang 14 and its libFuzzer runtime (the sanitizer runtimes are in the same
+# package).
+command -v clang-14 >/dev/null 2>&1 || pkgs="$pkgs clang-14"
+if ! ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a >/dev/null 2>&1; then
+	pkgs="$pkgs libclang-rt-14-dev"
+fi
 pkgs=$(echo "$pkgs" | tr ' ' '\n' | sort -u | tr '\n' ' ')
 if [ -n "$(echo "$pkgs" | tr -d ' ')" ]; then
 	echo "make deps: installing$pkgs"

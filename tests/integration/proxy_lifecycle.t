@@ -59,6 +59,15 @@ t.ok(f"{conf}:5:16: max_headers must be a whole number" in err,
      "a bad number is reported at its line:col", err)
 t.ok(f"{conf}:6:1: unknown key 'colour'" in err, "an unknown key is an error at its line:col",
      err)
+# A key given twice (libyaml keeps both): an error at the second, never "the last one wins"
+# (a second listen: list once overran the first's array).
+conf2 = write_conf(f"listen: [{{address: 127.0.0.1:{port}}}]\n"
+                   f"listen: [{{address: 127.0.0.1:{free_port()}}}, {{address: 127.0.0.1:{free_port()}}}]\n"
+                   "limits: { max_headers: 5, max_headers: 6 }\n")
+rc, out, err = run_cli("check", "-c", conf2)
+t.ok(rc == 1 and f"{conf2}:2:1: listen is given twice in strangler.yaml (first at line 1)" in err
+     and f"{conf2}:3:27: max_headers is given twice in limits" in err,
+     "a key given twice is an error at its second line:col", err)
 try:
     socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
     bound = True
