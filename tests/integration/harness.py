@@ -280,6 +280,52 @@ def read_response(sock, head_only=False, timeout=10.0):
     return status, headers, body
 
 
+def parse_responses(data):
+    """The complete responses in data, as (status, {lowercase name: value}, body), and the rest:
+    a response cut short (no false end) stays in the rest."""
+    out = []
+    while data:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        if not sep:
+            break
+        lines = head.split(b"\r\n")
+        try:
+            status = int(lines[0].split(b" ")[1])
+        except (IndexError, ValueError):
+            break
+        hdrs = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(b":")
+            hdrs[k.strip().lower()] = v.strip()
+        if hdrs.get(b"transfer-encoding", b"").lower() == b"chunked":
+            body, ok = b"", False
+            while True:
+                size_line, sep, after = rest.partition(b"\r\n")
+                try:
+                    size = int(size_line, 16)
+                except ValueError:
+                    break
+                if not sep or len(after) < size + 2 or after[size:size + 2] != b"\r\n":
+                    break
+                if size == 0:
+                    ok, rest = True, after[2:]  # the proxy sends no trailers
+                    break
+                body += after[:size]
+                rest = after[size + 2:]
+            if not ok:
+                break
+        elif b"content-length" in hdrs:
+            n = int(hdrs[b"content-length"])
+            if len(rest) < n:
+                break
+            body, rest = rest[:n], rest[n:]
+        else:
+            break
+        out.append((status, hdrs, body))
+        data = rest
+    return out, data
+
+
 def request(port, method="GET", path="/", headers=None, body=None, timeout=10.0):
     """One request on a new connection with http.client; returns (status, headers, body)."""
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout * SLOW)

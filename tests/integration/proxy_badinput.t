@@ -39,33 +39,6 @@ def received():
         return f.read()
 
 
-def split_responses(data):
-    """The complete responses in data, each (status, {lowercase name: value}, body), and the
-    bytes left over (an incomplete or unparsable rest)."""
-    out = []
-    while data:
-        head, sep, rest = data.partition(b"\r\n\r\n")
-        if not sep:
-            break
-        lines = head.split(b"\r\n")
-        try:
-            status = int(lines[0].split(b" ")[1])
-        except (IndexError, ValueError):
-            break
-        hdrs = {}
-        for line in lines[1:]:
-            k, _, v = line.partition(b":")
-            hdrs[k.strip().lower()] = v.strip()
-        if b"content-length" not in hdrs:
-            break  # the proxy frames every response it makes or relays here by length
-        n = int(hdrs[b"content-length"])
-        if len(rest) < n:
-            break
-        out.append((status, hdrs, rest[:n]))
-        data = rest[n:]
-    return out, data
-
-
 H = b"Host: a\r\n"
 TE = b"Transfer-Encoding: chunked\r\n"
 GOOD = b"GET /__echo HTTP/1.1\r\nHost: a\r\n\r\n"  # pipelined after a bad one: never served
@@ -243,7 +216,7 @@ for i, (name, data, want, must_close) in enumerate(bad, 1):
     before = len(received())
     resp, closed = raw(proxy.port, data)
     leaked = received()[before:]
-    resps, rest = split_responses(resp)
+    resps, rest = parse_responses(resp)
     statuses = [r[0] for r in resps]
     problems = []
     if statuses != [want]:
@@ -310,7 +283,7 @@ for i, (name, data, want_in_head, want_body) in enumerate(good, 1):
     got = received()[before:]
     head, _, body = got.partition(b"\r\n\r\n")
     head += b"\r\n"
-    resps, rest = split_responses(resp)
+    resps, rest = parse_responses(resp)
     problems = []
     if len(resps) != 1 or rest:
         problems.append(f"want one response, got {resp[:200]!r}")
@@ -338,7 +311,7 @@ before = len(received())
 resp, closed = raw(proxy.port, b"GET /__echo?first=1 HTTP/1.1\r\nHost: a\r\n\r\n" +
                    post(b"Content-Length: 1\r\n" + TE, b"0\r\n\r\n"))
 got = received()[before:]
-resps, rest = split_responses(resp)
+resps, rest = parse_responses(resp)
 t.ok([r[0] for r in resps] == [200, 400] and closed and
      got.count(b" HTTP/1.1\r\n") == 1 and got.startswith(b"GET /__echo?first=1 HTTP/1.1\r\n"),
      "a good request then a bad one: 200, 400, closed; only the first reached the monolith",
@@ -352,7 +325,7 @@ s.sendall(b"GET /../etc/passwd HTTP/1.1\r\nHost: a\r\n\r\nGET /__echo?after=1 HT
           b"Host: a\r\nConnection: close\r\n\r\n")
 data, closed = recv_all(s, 5)
 s.close()
-resps, rest = split_responses(data)
+resps, rest = parse_responses(data)
 got = received()[before:]
 t.ok([r[0] for r in resps] == [400, 200] and got.startswith(b"GET /__echo?after=1 ") and
      b"passwd" not in got,
