@@ -349,6 +349,21 @@ typedef struct {
     unsigned flags; /* SF_CMP_F_* */
 } walk;
 
+/* Field by field: the path and diff arrays are large and filled as the walk goes. */
+static void walk_init(walk *w, const sf_shadow_conf *conf, const sf_noise *noise, sf_noise *learn,
+                      unsigned flags)
+{
+    w->conf = conf;
+    w->noise = noise;
+    w->learn = learn;
+    w->depth = 0;
+    w->nreal = w->nnoisy = w->total_real = w->total_noisy = 0;
+    w->notes = 0;
+    w->oom = 0;
+    w->learned = 0;
+    w->flags = flags;
+}
+
 static int ignored(const walk *w, int body_level)
 {
     for (size_t i = 0; w->conf != NULL && i < w->conf->nignore; i++) {
@@ -1402,15 +1417,7 @@ int sf_compare_ex(const sf_shadow_conf *conf, const sf_noise *noise, const sf_cm
     if (legacy == NULL || function == NULL)
         return -1;
     walk w;
-    w.conf = conf != NULL ? conf : &default_conf;
-    w.noise = noise;
-    w.learn = NULL;
-    w.depth = 0;
-    w.nreal = w.nnoisy = w.total_real = w.total_noisy = 0;
-    w.notes = 0;
-    w.oom = 0;
-    w.learned = 0;
-    w.flags = flags;
+    walk_init(&w, conf != NULL ? conf : &default_conf, noise, NULL, flags);
 
     if (w.conf->compare_status && legacy->status != function->status) {
         sf_cmp_diff *d = &w.real[w.nreal++];
@@ -1552,15 +1559,7 @@ int sf_noise_learn(sf_noise *n, const sf_cmp_side *first, const sf_cmp_side *sec
         return why == PARSE_OOM ? -1 : 0;
     }
     walk w;
-    w.conf = &default_conf;
-    w.noise = NULL;
-    w.learn = n;
-    w.depth = 0;
-    w.nreal = w.nnoisy = w.total_real = w.total_noisy = 0;
-    w.notes = 0;
-    w.oom = 0;
-    w.learned = 0;
-    w.flags = 0;
+    walk_init(&w, &default_conf, NULL, n, 0);
     if (!equal)
         cmp_value(&w, a, b);
     /* Paths that did not differ this round and are there on both sides were equal: quieter. */
