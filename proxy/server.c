@@ -53,6 +53,17 @@ uint64_t sf_server_random(sf_server *s)
     return result;
 }
 
+ssize_t sf_server_parse_response(sf_server *s, struct evbuffer *in, sf_http_response *resp)
+{
+    size_t len = evbuffer_get_length(in);
+    if (len == 0)
+        return SF_HTTP_INCOMPLETE;
+    size_t look = len < SF_RESP_HEAD_MAX + 64 ? len : SF_RESP_HEAD_MAX + 64;
+    const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
+    sf_http_limits lim = {SF_RESP_HEAD_MAX, s->hdrs_cap};
+    return sf_http_parse_response(buf, look, resp, s->hdrs, s->hdrs_cap, &lim);
+}
+
 static void seed_rng(sf_server *s)
 {
     if (getrandom(s->rng, sizeof(s->rng), 0) != (ssize_t)sizeof(s->rng)) {

@@ -170,6 +170,14 @@ double sf_wall_now(void);
 /* 64 random bits (fast PRNG seeded from the kernel). */
 uint64_t sf_server_random(sf_server *s);
 
+/* Upstream response heads may be larger than client request heads (cookies). */
+#define SF_RESP_HEAD_MAX 65536
+
+/* Parses the response head at the front of in (an upstream's input) into resp, with the
+ * server's scratch header array: the head's length, SF_HTTP_INCOMPLETE (also when in is empty)
+ * or a negative SF_HTTP_E_* error. resp's slices point into in, valid until in changes. */
+ssize_t sf_server_parse_response(sf_server *s, struct evbuffer *in, sf_http_response *resp);
+
 /* Session entry points (session.c). */
 /* tls: the listener's TLS context (the connection takes its own reference), NULL for plain
  * HTTP. */

@@ -20,12 +20,10 @@
 #include "shadow.h"
 
 /* Output above HIGH stops the producing side; it resumes below LOW. */
-#define OUT_HIGH (512 * 1024)
-#define OUT_LOW  (128 * 1024)
-/* Upstream response heads may be larger than client request heads (cookies). */
-#define RESP_HEAD_MAX 65536
-#define PATH_LOG_MAX  512
-#define REQID_MAX     64
+#define OUT_HIGH     (512 * 1024)
+#define OUT_LOW      (128 * 1024)
+#define PATH_LOG_MAX 512
+#define REQID_MAX    64
 /* One in this many shadowed GET/HEAD requests of a route with learn_noise also asks legacy a
  * second time. */
 #define SHADOW_LEARN_EVERY 8
@@ -1910,14 +1908,8 @@ static int process_response(sf_client *c)
      * reached the client yet if the body turns out broken in the same read */
     int head_now = !x->resp_head && evbuffer_get_length(c->out) == 0;
     while (!x->resp_head) {
-        size_t len = evbuffer_get_length(up->in);
-        if (len == 0)
-            return 0;
-        size_t look = len < RESP_HEAD_MAX + 64 ? len : RESP_HEAD_MAX + 64;
-        const char *buf = (const char *)evbuffer_pullup(up->in, (ev_ssize_t)look);
         sf_http_response resp;
-        sf_http_limits lim = {RESP_HEAD_MAX, s->hdrs_cap};
-        ssize_t r = sf_http_parse_response(buf, look, &resp, s->hdrs, s->hdrs_cap, &lim);
+        ssize_t r = sf_server_parse_response(s, up->in, &resp);
         if (r == SF_HTTP_INCOMPLETE)
             return 0;
         if (r < 0) {

@@ -17,8 +17,7 @@
 #include "log.h"
 #include "netio.h"
 
-#define RESP_HEAD_MAX 65536
-#define KEEP_HEADERS  32 /* header lines a capture keeps: content-type and the compared ones */
+#define KEEP_HEADERS 32 /* header lines a capture keeps: content-type and the compared ones */
 
 /* One response as the comparison needs it: status, a few headers, the body up to
  * compare_body_bytes and the digest of all of it. */
@@ -356,14 +355,8 @@ static void leg_response(struct leg *g)
     sf_server *s = g->sh->srv;
     sf_upconn *up = g->up;
     while (!g->resp_head) {
-        size_t len = evbuffer_get_length(up->in);
-        if (len == 0)
-            return;
-        size_t look = len < RESP_HEAD_MAX + 64 ? len : RESP_HEAD_MAX + 64;
-        const char *buf = (const char *)evbuffer_pullup(up->in, (ev_ssize_t)look);
         sf_http_response resp;
-        sf_http_limits lim = {RESP_HEAD_MAX, s->hdrs_cap};
-        ssize_t r = sf_http_parse_response(buf, look, &resp, s->hdrs, s->hdrs_cap, &lim);
+        ssize_t r = sf_server_parse_response(s, up->in, &resp);
         if (r == SF_HTTP_INCOMPLETE)
             return;
         if (r < 0 || resp.status == 101) {
