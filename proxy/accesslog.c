@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -158,11 +159,14 @@ static void note_lost(sf_accesslog *l, uint64_t lines, const char *why)
 static void write_buf(sf_accesslog *l, abuf *b)
 {
     size_t off = 0;
+    struct stat st;
+    /* stderr is shared with the error log, and a file with the other workers' writers: on
+     * anything but a regular file (whose O_APPEND writes do not interleave), whole lines of at
+     * most PIPE_BUF bytes per write keep every line whole */
+    int whole_lines = l->path == NULL || fstat(l->fd, &st) < 0 || !S_ISREG(st.st_mode);
     while (off < b->len) {
         size_t n = b->len - off;
-        if (l->path == NULL && n > PIPE_BUF) {
-            /* stderr is shared with the error log: whole lines of at most PIPE_BUF bytes per
-             * write keep both logs' lines whole on a pipe */
+        if (whole_lines && n > PIPE_BUF) {
             const char *nl = memrchr(b->data + off, '\n', PIPE_BUF);
             n = nl != NULL ? (size_t)(nl - (b->data + off)) + 1 : PIPE_BUF;
         }

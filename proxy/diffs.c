@@ -3,6 +3,7 @@
  * only: no locking. */
 #include "diffs.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -49,6 +50,7 @@ typedef struct {
 } route_diffs;
 
 struct sf_diffs {
+    pthread_mutex_t mu; /* the workers record, the admin thread reads */
     route_diffs **routes;
     size_t nroutes, cap;
     uint16_t route_slots[ROUTE_SLOTS];
@@ -227,7 +229,12 @@ static void count_path(route_diffs *r, const char *path)
 
 sf_diffs *sf_diffs_create(void)
 {
-    return calloc(1, sizeof(sf_diffs));
+    sf_diffs *d = calloc(1, sizeof(sf_diffs));
+    if (d != NULL && pthread_mutex_init(&d->mu, NULL) != 0) {
+        free(d);
+        d = NULL;
+    }
+    return d;
 }
 
 void sf_diffs_destroy(sf_diffs *d)
@@ -237,12 +244,18 @@ void sf_diffs_destroy(sf_diffs *d)
     for (size_t i = 0; i < d->nroutes; i++)
         route_free(d->routes[i]);
     free(d->routes);
+    pthread_mutex_destroy(&d->mu);
     free(d);
 }
 
-uint64_t sf_diffs_dropped(const sf_diffs *d)
+uint64_t sf_diffs_dropped(sf_diffs *d)
 {
-    return d != NULL ? d->dropped : 0;
+    if (d == NULL)
+        return 0;
+    pthread_mutex_lock(&d->mu);
+    uint64_t n = d->dropped;
+    pthread_mutex_unlock(&d->mu);
+    return n;
 }
 
 static int64_t now_ms(void)
@@ -252,13 +265,12 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void sf_diffs_record(sf_diffs *d, const char *route, const char *request_id, int64_t ts_ms,
-                     const char *method, const char *path, int legacy_status, int function_status,
-                     const sf_diff_item *items, size_t nitems, size_t more)
+static void record_locked(sf_diffs *d, const char *route, const char *request_id, int64_t ts_ms,
+                          const char *method, const char *path, int legacy_status,
+                          int function_status, const sf_diff_item *items, size_t nitems,
+                          size_t more)
 {
     char key[SF_DIFFS_DPATH_MAX + sizeof(ellipsis)];
-    if (d == NULL || route == NULL)
-        return;
     route_diffs *r = route_of(d, route);
     if (r == NULL) {
         d->dropped++;
@@ -317,6 +329,18 @@ void sf_diffs_record(sf_diffs *d, const char *route, const char *request_id, int
     r->head = (r->head + 1) % SF_DIFFS_RING;
     if (r->kept < SF_DIFFS_RING)
         r->kept++;
+}
+
+void sf_diffs_record(sf_diffs *d, const char *route, const char *request_id, int64_t ts_ms,
+                     const char *method, const char *path, int legacy_status, int function_status,
+                     const sf_diff_item *items, size_t nitems, size_t more)
+{
+    if (d == NULL || route == NULL)
+        return;
+    pthread_mutex_lock(&d->mu);
+    record_locked(d, route, request_id, ts_ms, method, path, legacy_status, function_status, items,
+                  nitems, more);
+    pthread_mutex_unlock(&d->mu);
 }
 
 /* ---- JSON ---- */
@@ -387,8 +411,8 @@ static json_t *record_json(const record *rec)
                      diffs, "more", (json_int_t)rec->more);
 }
 
-json_t *sf_diffs_json(const sf_diffs *d, const char *route, size_t limit, const char *const *noise,
-                      size_t nnoise)
+static json_t *json_locked(const sf_diffs *d, const char *route, size_t limit,
+                           const char *const *noise, size_t nnoise)
 {
     const route_diffs *r = d != NULL && route != NULL ? find_route(d, route) : NULL;
     json_t *noise_js = json_array(), *list = json_array();
@@ -405,4 +429,15 @@ json_t *sf_diffs_json(const sf_diffs *d, const char *route, size_t limit, const 
                      (json_int_t)(r != NULL ? r->total : 0), "kept",
                      (json_int_t)(r != NULL ? r->kept : 0), "top_paths", top_paths(r),
                      "noise_paths", noise_js, "diffs", list);
+}
+
+json_t *sf_diffs_json(sf_diffs *d, const char *route, size_t limit, const char *const *noise,
+                      size_t nnoise)
+{
+    if (d != NULL)
+        pthread_mutex_lock(&d->mu);
+    json_t *js = json_locked(d, route, limit, noise, nnoise);
+    if (d != NULL)
+        pthread_mutex_unlock(&d->mu);
+    return js;
 }

@@ -69,14 +69,16 @@ void sf_diffs_record(sf_diffs *d, const char *route, const char *request_id, int
  *      {"request_id", "ts" ("2026-11-24T08:30:00.123Z"), "method", "path",
  *       "status": {"legacy": 200, "function": 200},
  *       "differences": [{"path", "legacy", "function"}], "more": n}]}
- * A route with no mismatches (or a NULL store) gives total 0 and empty arrays. */
-json_t *sf_diffs_json(const sf_diffs *d, const char *route, size_t limit, const char *const *noise,
+ * A route with no mismatches (or a NULL store) gives total 0 and empty arrays. Any thread: the
+ * store has a lock (the workers record, the admin thread reads). */
+json_t *sf_diffs_json(sf_diffs *d, const char *route, size_t limit, const char *const *noise,
                       size_t nnoise);
 
 /* Mismatches dropped since start because SF_DIFFS_ROUTES_MAX routes already had a store. */
-uint64_t sf_diffs_dropped(const sf_diffs *d);
+uint64_t sf_diffs_dropped(sf_diffs *d);
 
-/* The store of the running proxy s (NULL: none, served as empty). Defined by server.c. */
+/* The store of the running proxy s, one for all its workers (NULL: none, served as empty).
+ * Defined by server.c. */
 struct sf_server;
 sf_diffs *sf_server_diffs(struct sf_server *s);
 

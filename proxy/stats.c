@@ -3,6 +3,7 @@
 #include "stats.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,6 +63,10 @@ struct slot {
 };
 
 struct sf_stats {
+    /* A shard that another thread merges (sf_stats_share): every change, and that merge, under
+     * mu. Unshared shards never touch it. */
+    int shared;
+    pthread_mutex_t mu;
     struct slot **slots;
     int n, cap;
     int *index; /* open addressing on name hashes: slot + 1, 0 when free */
@@ -121,10 +126,34 @@ sf_stats *sf_stats_create(void)
     return s;
 }
 
+int sf_stats_share(sf_stats *s)
+{
+    if (s->shared)
+        return 0;
+    if (pthread_mutex_init(&s->mu, NULL) != 0)
+        return -1;
+    s->shared = 1;
+    return 0;
+}
+
+static void lock(sf_stats *s)
+{
+    if (s->shared)
+        pthread_mutex_lock(&s->mu);
+}
+
+static void unlock(sf_stats *s)
+{
+    if (s->shared)
+        pthread_mutex_unlock(&s->mu);
+}
+
 void sf_stats_destroy(sf_stats *s)
 {
     if (s == NULL)
         return;
+    if (s->shared)
+        pthread_mutex_destroy(&s->mu);
     for (int i = 0; i < s->n; i++) {
         free(s->slots[i]->name);
         free(s->slots[i]->wlat);
@@ -167,7 +196,7 @@ static int grow_index(sf_stats *s)
     return 0;
 }
 
-int sf_stats_slot(sf_stats *s, const char *name)
+static int slot_locked(sf_stats *s, const char *name)
 {
     int found = sf_stats_find(s, name);
     if (found >= 0)
@@ -195,6 +224,14 @@ int sf_stats_slot(sf_stats *s, const char *name)
     s->slots[s->n] = sl;
     s->index[probe(s, name)] = s->n + 1;
     return s->n++;
+}
+
+int sf_stats_slot(sf_stats *s, const char *name)
+{
+    lock(s);
+    int slot = slot_locked(s, name);
+    unlock(s);
+    return slot;
 }
 
 int sf_stats_count(const sf_stats *s)
@@ -257,7 +294,7 @@ static unsigned wlat_bucket(uint64_t us)
     return lo;
 }
 
-int sf_stats_window_latency(sf_stats *s, int slot)
+static int window_latency_locked(sf_stats *s, int slot)
 {
     if ((unsigned)slot >= (unsigned)s->n)
         return -1;
@@ -265,6 +302,14 @@ int sf_stats_window_latency(sf_stats *s, int slot)
     if (sl->wlat == NULL)
         sl->wlat = calloc(SF_STATS_RING_SECONDS, sizeof(wlat_row));
     return sl->wlat != NULL ? 0 : -1;
+}
+
+int sf_stats_window_latency(sf_stats *s, int slot)
+{
+    lock(s);
+    int rc = window_latency_locked(s, slot);
+    unlock(s);
+    return rc;
 }
 
 double sf_stats_window_quantile_ms(const sf_stats *s, int slot, int backend, uint64_t now_sec,
@@ -303,7 +348,7 @@ double sf_stats_window_quantile_ms(const sf_stats *s, int slot, int backend, uin
     return NAN;
 }
 
-void sf_stats_record(sf_stats *s, int slot, const sf_stats_sample *x)
+static void record_locked(sf_stats *s, int slot, const sf_stats_sample *x)
 {
     if ((unsigned)slot >= (unsigned)s->n || x->backend >= SF_STATS_BACKENDS)
         return;
@@ -341,7 +386,14 @@ void sf_stats_record(sf_stats *s, int slot, const sf_stats_sample *x)
     }
 }
 
-void sf_stats_record_shadow(sf_stats *s, int slot, sf_stats_shadow_result r, uint64_t now_sec)
+void sf_stats_record(sf_stats *s, int slot, const sf_stats_sample *x)
+{
+    lock(s);
+    record_locked(s, slot, x);
+    unlock(s);
+}
+
+static void record_shadow_locked(sf_stats *s, int slot, sf_stats_shadow_result r, uint64_t now_sec)
 {
     if ((unsigned)slot >= (unsigned)s->n || (unsigned)r >= SF_STATS_SHADOW_RESULTS)
         return;
@@ -356,15 +408,24 @@ void sf_stats_record_shadow(sf_stats *s, int slot, sf_stats_shadow_result r, uin
     }
 }
 
+void sf_stats_record_shadow(sf_stats *s, int slot, sf_stats_shadow_result r, uint64_t now_sec)
+{
+    lock(s);
+    record_shadow_locked(s, slot, r, now_sec);
+    unlock(s);
+}
+
 void sf_stats_record_shadow_reason(sf_stats *s, int slot, sf_stats_shadow_reason why,
                                    uint64_t now_sec)
 {
     if ((unsigned)slot >= (unsigned)s->n || (unsigned)why >= SF_STATS_SHADOW_REASONS)
         return;
+    lock(s);
     s->slots[slot]->shadow_reason[why]++;
-    sf_stats_record_shadow(
+    record_shadow_locked(
         s, slot, why <= SF_STATS_SHADOW_SKIP_MAX ? SF_STATS_SHADOW_SKIPPED : SF_STATS_SHADOW_ERROR,
         now_sec);
+    unlock(s);
 }
 
 static void add_backend(struct backend_stats *d, const struct backend_stats *b)
@@ -388,11 +449,11 @@ static void add_backend(struct backend_stats *d, const struct backend_stats *b)
         d->hist[i] += b->hist[i];
 }
 
-int sf_stats_merge(sf_stats *dst, const sf_stats *src)
+static int merge_locked(sf_stats *dst, const sf_stats *src)
 {
     for (int i = 0; i < src->n; i++) {
         const struct slot *from = src->slots[i];
-        int j = sf_stats_slot(dst, from->name);
+        int j = slot_locked(dst, from->name);
         if (j < 0)
             return -1;
         struct slot *to = dst->slots[j];
@@ -418,13 +479,23 @@ int sf_stats_merge(sf_stats *dst, const sf_stats *src)
             to->ring[p].fallbacks += from->ring[p].fallbacks;
             to->ring[p].compared += from->ring[p].compared;
             to->ring[p].mismatched += from->ring[p].mismatched;
-            if (from->wlat != NULL && (to->wlat != NULL || sf_stats_window_latency(dst, j) == 0))
+            if (from->wlat != NULL && (to->wlat != NULL || window_latency_locked(dst, j) == 0))
                 for (int b = 0; b < SF_STATS_BACKENDS; b++)
                     for (unsigned q = 0; q < WLAT_N; q++)
                         to->wlat[p][b][q] += from->wlat[p][b][q];
         }
     }
     return 0;
+}
+
+int sf_stats_merge(sf_stats *dst, sf_stats *src)
+{
+    lock(src);
+    lock(dst);
+    int rc = merge_locked(dst, src);
+    unlock(dst);
+    unlock(src);
+    return rc;
 }
 
 /* Values at the quantiles qs[0..n) (ascending), in microseconds, in one walk. The value of a

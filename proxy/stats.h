@@ -6,8 +6,9 @@
 #include <stdint.h>
 
 /* A shard: every counter of every route slot. One shard belongs to one thread: record, slot and
- * shadow calls on it must come from that thread only, and so must any read of it (a reader on
- * another thread asks the owner to merge the shard into the reader's own copy). */
+ * shadow calls on it must come from that thread only, and so must any read of it, except
+ * sf_stats_merge of a shared shard (sf_stats_share), which another thread may call at any time
+ * to copy it into its own. */
 typedef struct sf_stats sf_stats;
 
 typedef enum {
@@ -78,6 +79,11 @@ typedef struct {
 sf_stats *sf_stats_create(void);
 void sf_stats_destroy(sf_stats *s); /* accepts NULL */
 
+/* Makes s mergeable from another thread: from now on every change to s (record, slot, shadow,
+ * window latency) and every merge of it takes a mutex, uncontended but for the merges. Returns
+ * 0, or -1 when the mutex cannot be made. */
+int sf_stats_share(sf_stats *s);
+
 /* The slot of the route called name ("_default" for unmatched traffic), created empty on first
  * use: a small index >= 0, the same for the same name for the shard's whole life, so a route
  * keeps its numbers across reloads. Copies name. Returns -1 when out of memory. Not for the hot
@@ -111,7 +117,7 @@ void sf_stats_record_shadow_reason(sf_stats *s, int slot, sf_stats_shadow_reason
 /* Adds every counter of src into dst, slots matched by name (created in dst as needed); dst's
  * ring moves forward to src's latest second when that is later. Returns 0, or -1 when out of
  * memory (dst then holds part of src). */
-int sf_stats_merge(sf_stats *dst, const sf_stats *src);
+int sf_stats_merge(sf_stats *dst, sf_stats *src);
 
 /* The q-quantile (0..1, nearest rank) of the durations of slot's backend in microseconds, within
  * 1% of the exact value (up to 134 s); NAN when there is no request. */

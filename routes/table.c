@@ -8,6 +8,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +23,9 @@
 #define FILE_MAX_BYTES (64u << 20)
 
 struct sf_route_table {
-    int refs;
-    char *path; /* as given */
-    char *dir;  /* its folder: tls.ca is relative to it */
+    atomic_int refs; /* route tables are shared by the workers' threads */
+    char *path;      /* as given */
+    char *dir;       /* its folder: tls.ca is relative to it */
     sf_upstream_url legacy;
     sf_function *functions; /* allocated once: routes point into it */
     size_t nfunctions;
@@ -1485,13 +1486,13 @@ const sf_match_index *sf_table_match_index(const sf_route_table *t)
 
 sf_route_table *sf_table_ref(sf_route_table *t)
 {
-    t->refs++;
+    atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
     return t;
 }
 
 void sf_table_unref(sf_route_table *t)
 {
-    if (t == NULL || --t->refs > 0)
+    if (t == NULL || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) > 1)
         return;
     sf_match_index_destroy(t->index);
     for (size_t i = 0; i < t->nroutes; i++)

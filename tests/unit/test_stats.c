@@ -1,6 +1,7 @@
 /* The stats engine: counters, quantiles against exact ones, the per-second ring against a
  * brute-force model, legacy share, shard merging, Prometheus buckets, and the cost of a record. */
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -534,6 +535,68 @@ static void test_window_latency(void)
     sf_stats_destroy(s);
 }
 
+/* A worker thread records while the primary's merges its shared shard again and again: no
+ * request lost or counted twice, slots created meanwhile included. */
+typedef struct {
+    sf_stats *shard;
+    int n;
+} recorder_arg;
+
+static void *recorder(void *p)
+{
+    recorder_arg *a = p;
+    char name[16];
+    for (int i = 0; i < a->n; i++) {
+        snprintf(name, sizeof(name), "r%d", i % 37);
+        sf_stats_sample x = sample(i % 2, 200, 1000 + (uint64_t)(i % 500), 100);
+        sf_stats_record(a->shard, sf_stats_slot(a->shard, name), &x);
+        sf_stats_record_shadow_reason(a->shard, sf_stats_slot(a->shard, name),
+                                      SF_STATS_SKIP_CAPACITY, 100);
+    }
+    return NULL;
+}
+
+static uint64_t total_requests(sf_stats *s)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < sf_stats_count(s); i++) {
+        sf_stats_snapshot sn;
+        sf_stats_snapshot_slot(s, i, 100, &sn);
+        n += sn.backend[0].requests + sn.backend[1].requests;
+    }
+    return n;
+}
+
+static void test_shared_merge(void)
+{
+    sf_stats *shard = sf_stats_create();
+    ok(sf_stats_share(shard) == 0, "a shard can be shared");
+    recorder_arg a = {shard, 200000};
+    pthread_t th;
+    pthread_create(&th, NULL, recorder, &a);
+    uint64_t last = 0;
+    int monotonic = 1, merges = 0;
+    for (;; merges++) {
+        sf_stats *view = sf_stats_create();
+        sf_stats_merge(view, shard);
+        uint64_t n = total_requests(view);
+        sf_stats_destroy(view);
+        monotonic &= n >= last;
+        last = n;
+        if (n == (uint64_t)a.n)
+            break;
+    }
+    pthread_join(th, NULL);
+    ok(monotonic, "merges taken while another thread records only ever see more requests");
+    sf_stats *view = sf_stats_create();
+    sf_stats_merge(view, shard);
+    is((long long)total_requests(view), a.n, "the last merge holds every request");
+    is(sf_stats_count(view), 37, "... in every slot created meanwhile");
+    diag("%d merges during 200000 records", merges);
+    sf_stats_destroy(view);
+    sf_stats_destroy(shard);
+}
+
 static void test_merge(void)
 {
     sf_stats *shard[2] = {sf_stats_create(), sf_stats_create()};
@@ -679,6 +742,7 @@ int main(void)
     test_series();
     test_window_latency();
     test_merge();
+    test_shared_merge();
     test_prometheus_buckets();
     bench_record();
     return done_testing();
