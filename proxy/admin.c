@@ -166,13 +166,15 @@ json_t *sf_admin_table_json(const sf_route_table *t, const char *file, const jso
 
 #define NOISE_SHOWN 64
 
-/* The noise paths route r has learned (borrowed, valid until the next comparison), at most
- * NOISE_SHOWN. */
-static size_t route_noise(const sf_server *s, const sf_route *r, const char **paths)
+/* The noise paths route r has learned (every worker's), at most NOISE_SHOWN: a JSON array of
+ * strings, into paths as well (borrowed from the array). */
+static json_t *route_noise(sf_server *s, const sf_route *r, const char **paths, size_t *n)
 {
-    size_t n = sf_noise_paths(sf_shadows_noise(s->shadows, s->rt->route_slot[r->index]), paths,
-                              NULL, NOISE_SHOWN);
-    return n < NOISE_SHOWN ? n : NOISE_SHOWN;
+    json_t *arr = sf_server_noise_paths(s, r->name, NOISE_SHOWN);
+    *n = 0;
+    for (size_t i = 0; arr != NULL && i < json_array_size(arr) && i < NOISE_SHOWN; i++)
+        paths[(*n)++] = json_string_value(json_array_get(arr, i));
+    return arr;
 }
 
 static json_t *routes_json(sf_server *s)
@@ -196,11 +198,10 @@ static json_t *routes_json(sf_server *s)
         if (i >= nr || !routes[i].shadow.learn_noise)
             continue;
         const char *noise[NOISE_SHOWN];
-        size_t nnoise = route_noise(s, &routes[i], noise);
-        json_t *arr = json_array();
-        for (size_t k = 0; k < nnoise; k++)
-            json_array_append_new(arr, json_string(noise[k]));
-        json_object_set_new(json_object_get(jr, "shadow"), "noise_paths", arr);
+        size_t nnoise;
+        json_t *arr = route_noise(s, &routes[i], noise, &nnoise);
+        json_object_set_new(json_object_get(jr, "shadow"), "noise_paths",
+                            arr != NULL ? arr : json_array());
     }
     json_object_set_new(js, "last_reload", reload_json(&s->last_reload));
     return js;
@@ -374,8 +375,10 @@ static void route_diffs(sf_server *s, const char *name, const sf_admin_request *
         lim = v > SF_DIFFS_RING ? SF_DIFFS_RING : (size_t)v;
     }
     const char *noise[NOISE_SHOWN];
-    size_t nnoise = route_noise(s, r, noise);
+    size_t nnoise;
+    json_t *arr = route_noise(s, r, noise, &nnoise);
     reply_json(out, 200, sf_diffs_json(sf_server_diffs(s), name, lim, noise, nnoise));
+    json_decref(arr);
 }
 
 /* ---- GET /history ---- */

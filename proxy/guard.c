@@ -65,13 +65,13 @@ uint64_t sf_guards_breaches(const sf_guards *g, int slot, int check)
 
 /* The first breached check of route r, with the evidence ("error ratio 0.31 > 0.05 over 60s,
  * n=120"); -1 when none is breached or there is not enough traffic to judge. */
-static int breached(const sf_server *s, const sf_route *r, int slot, uint64_t now, char *why,
+static int breached(const sf_stats *st, const sf_route *r, int slot, uint64_t now, char *why,
                     size_t len)
 {
     const sf_guard_conf *g = &r->guard;
     unsigned w = (unsigned)(g->window_ms / 1000);
     sf_stats_window sum;
-    sf_stats_window_sum(s->stats, slot, now, w, &sum);
+    sf_stats_window_sum(st, slot, now, w, &sum);
     uint64_t n = sum.requests[SF_STATS_FUNCTION];
     if (g->max_error_ratio >= 0 && n >= g->min_requests && n > 0) {
         double ratio = (double)sum.errors[SF_STATS_FUNCTION] / (double)n;
@@ -91,9 +91,8 @@ static int breached(const sf_server *s, const sf_route *r, int slot, uint64_t no
     }
     if (g->max_p99_ratio > 0 && n >= g->min_requests && n > 0) {
         uint64_t nf, nl;
-        double pf =
-            sf_stats_window_quantile_ms(s->stats, slot, SF_STATS_FUNCTION, now, w, 0.99, &nf);
-        double pl = sf_stats_window_quantile_ms(s->stats, slot, SF_STATS_LEGACY, now, w, 0.99, &nl);
+        double pf = sf_stats_window_quantile_ms(st, slot, SF_STATS_FUNCTION, now, w, 0.99, &nf);
+        double pl = sf_stats_window_quantile_ms(st, slot, SF_STATS_LEGACY, now, w, 0.99, &nl);
         /* legacy needs as much traffic of its own in the window to be the yardstick */
         if (!isnan(pf) && !isnan(pl) && pl > 0 && nl >= g->min_requests &&
             pf / pl > g->max_p99_ratio) {
@@ -137,6 +136,7 @@ void sf_guard_tick(sf_server *s, uint64_t now)
     sf_guards *g = s->guards;
     /* a rollback reloads: keep the table walked alive until the walk ends */
     sf_runtime *rt = sf_runtime_ref(s->rt);
+    const sf_stats *st = NULL; /* all workers' numbers, merged once a route needs them */
     size_t nr;
     const sf_route *routes = sf_table_routes(rt->table, &nr);
     for (size_t i = 0; i < nr; i++) {
@@ -146,7 +146,9 @@ void sf_guard_tick(sf_server *s, uint64_t now)
             now < g->rest_until[slot])
             continue;
         char why[256];
-        int check = breached(s, r, slot, now, why, sizeof(why));
+        if (st == NULL)
+            st = sf_server_stats_view(s);
+        int check = breached(st, r, slot, now, why, sizeof(why));
         if (check < 0)
             continue;
         g->breaches[(size_t)slot * SF_GUARD_CHECKS + (size_t)check]++;

@@ -61,14 +61,22 @@ void sf_socket_tune(int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-int sf_listen_socket(const struct sockaddr_storage *addr, socklen_t len, int backlog)
+int sf_listen_socket(const struct sockaddr_storage *addr, socklen_t len, int backlog, int flags)
 {
     int one = 1;
     int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, (const struct sockaddr *)addr, len) < 0 || listen(fd, backlog) < 0) {
+    if ((flags & SF_LISTEN_REUSEPORT) &&
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    if (bind(fd, (const struct sockaddr *)addr, len) < 0 ||
+        (!(flags & SF_LISTEN_PROBE) && listen(fd, backlog) < 0)) {
         int e = errno;
         close(fd);
         errno = e;

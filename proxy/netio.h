@@ -20,8 +20,14 @@ int sf_addr_parse(const char *hostport, struct sockaddr_storage *addr, socklen_t
 int sf_addr_resolve(const char *host, unsigned port, struct sockaddr_storage *addr, socklen_t *len,
                     char *err, size_t errlen);
 
-/* A non-blocking listening socket with SO_REUSEADDR. Returns the fd or -1 (errno set). */
-int sf_listen_socket(const struct sockaddr_storage *addr, socklen_t len, int backlog);
+/* A non-blocking listening socket with SO_REUSEADDR. Flags: SF_LISTEN_REUSEPORT also sets
+ * SO_REUSEPORT (one socket per worker on the same address, the kernel spreading connections);
+ * SF_LISTEN_PROBE only binds (no listen): whether the address is free for a socket without
+ * SO_REUSEPORT, which fails while any process listens there, SO_REUSEPORT or not. Returns the
+ * fd or -1 (errno set). */
+#define SF_LISTEN_REUSEPORT 1
+#define SF_LISTEN_PROBE     2
+int sf_listen_socket(const struct sockaddr_storage *addr, socklen_t len, int backlog, int flags);
 
 /* Starts a non-blocking connect with TCP_NODELAY. Returns the fd (connect may be in
  * progress: *in_progress set) or -1 (errno set). */

@@ -1,5 +1,5 @@
-/* GET /stats and GET /metrics. Both read the loop thread's shard directly: they run on the loop
- * thread, between requests, so nothing is copied or locked. */
+/* GET /stats and GET /metrics, on the primary's loop: from its own stats shard with one worker,
+ * else from a merge of every worker's (sf_server_stats_view). */
 #include "report.h"
 
 #include <event2/buffer.h>
@@ -92,9 +92,9 @@ typedef struct {
 
 /* The table's routes in file order, _default, then slots whose route left the table. Returns
  * the count, rows malloc'd in *out (NULL when out of memory). */
-static int rows_of(const sf_server *s, row **out)
+static int rows_of(const sf_server *s, const sf_stats *st, row **out)
 {
-    int n = sf_stats_count(s->stats);
+    int n = sf_stats_count(st);
     size_t nr;
     const sf_route *routes = sf_table_routes(s->rt->table, &nr);
     row *v = calloc((size_t)n + 1, sizeof(*v));
@@ -249,12 +249,12 @@ static json_t *shadow_json(const sf_stats_snapshot *sn)
 }
 
 /* The route's object of GET /stats; its snapshot in snap (for the totals). */
-static json_t *route_stats(sf_server *s, const row *rw, uint64_t now, int with_series,
-                           sf_stats_snapshot *snap)
+static json_t *route_stats(sf_server *s, const sf_stats *st, const row *rw, uint64_t now,
+                           int with_series, sf_stats_snapshot *snap)
 {
     const sf_stats_snapshot *sn = snap;
     size_t nf;
-    sf_stats_snapshot_slot(s->stats, rw->slot, now, snap);
+    sf_stats_snapshot_slot(st, rw->slot, now, snap);
     /* in the first minutes, the seconds before the start are no traffic, not idle time */
     for (int b = 0; b < SF_STATS_BACKENDS; b++) {
         snap->backend[b].rate_60s = (double)snap->backend[b].requests_60s / window(s, now, 60);
@@ -293,9 +293,9 @@ static json_t *route_stats(sf_server *s, const row *rw, uint64_t now, int with_s
         json_object_set_new(
             o, "series",
             json_pack("{s:o,s:o}", "legacy",
-                      series(s->stats, rw->slot, SF_STATS_LEGACY, now, SF_REPORT_ROUTE_SERIES),
+                      series(st, rw->slot, SF_STATS_LEGACY, now, SF_REPORT_ROUTE_SERIES),
                       "function",
-                      series(s->stats, rw->slot, SF_STATS_FUNCTION, now, SF_REPORT_ROUTE_SERIES)));
+                      series(st, rw->slot, SF_STATS_FUNCTION, now, SF_REPORT_ROUTE_SERIES)));
     return o;
 }
 
@@ -306,14 +306,15 @@ json_t *sf_report_stats_json(sf_server *s, int with_series)
     sf_report_audit_refresh(s);
     sf_audit_format_time(0, at);
     row *rows;
-    int n = rows_of(s, &rows);
+    sf_stats *st = sf_server_stats_view(s);
+    int n = rows_of(s, st, &rows);
     if (rows == NULL)
         return NULL;
     json_t *jr = json_array();
     uint64_t total[SF_STATS_BACKENDS] = {0}, recent[SF_STATS_BACKENDS] = {0};
     for (int i = 0; i < n; i++) {
         sf_stats_snapshot snap;
-        json_t *o = route_stats(s, &rows[i], now, with_series, &snap);
+        json_t *o = route_stats(s, st, &rows[i], now, with_series, &snap);
         for (int be = 0; be < SF_STATS_BACKENDS; be++) {
             total[be] += snap.backend[be].requests;
             recent[be] += snap.backend[be].requests_60s;
@@ -321,20 +322,21 @@ json_t *sf_report_stats_json(sf_server *s, int with_series)
         json_array_append_new(jr, o);
     }
     free(rows);
+    uint64_t rej[6];
+    sf_server_rejected(s, rej);
     json_t *js = json_pack(
         "{s:s,s:I,s:s,s:o,s:o,s:{s:I,s:I},s:{s:f,s:f},s:{s:I,s:I,s:o},s:{s:I,s:I,s:I,s:I,s:I,s:I}}",
         "generated_at", at, "uptime_s", (json_int_t)(now - s->started_mono), "config_version",
         sf_table_version(s->rt->table), "legacy_share",
-        num_or_null(sf_stats_legacy_share(s->stats, now, 60)), "legacy_share_5m",
-        num_or_null(sf_stats_legacy_share(s->stats, now, 300)), "requests", "legacy",
+        num_or_null(sf_stats_legacy_share(st, now, 60)), "legacy_share_5m",
+        num_or_null(sf_stats_legacy_share(st, now, 300)), "requests", "legacy",
         (json_int_t)total[SF_STATS_LEGACY], "function", (json_int_t)total[SF_STATS_FUNCTION],
         "rate", "legacy", recent[SF_STATS_LEGACY] / window(s, now, 60), "function",
         recent[SF_STATS_FUNCTION] / window(s, now, 60), "reloads", "ok", (json_int_t)s->reloads_ok,
         "failed", (json_int_t)s->reloads_failed, "last_ok",
         s->last_reload.ok < 0 ? json_null() : json_boolean(s->last_reload.ok), "rejected", "none",
-        (json_int_t)s->rejected[0], "1xx", (json_int_t)s->rejected[1], "2xx",
-        (json_int_t)s->rejected[2], "3xx", (json_int_t)s->rejected[3], "4xx",
-        (json_int_t)s->rejected[4], "5xx", (json_int_t)s->rejected[5]);
+        (json_int_t)rej[0], "1xx", (json_int_t)rej[1], "2xx", (json_int_t)rej[2], "3xx",
+        (json_int_t)rej[3], "4xx", (json_int_t)rej[4], "5xx", (json_int_t)rej[5]);
     if (js == NULL) {
         json_decref(jr);
         return NULL;
@@ -344,9 +346,8 @@ json_t *sf_report_stats_json(sf_server *s, int with_series)
         json_object_set_new(
             js, "series",
             json_pack("{s:i,s:o,s:o}", "step_s", 1, "legacy",
-                      series(s->stats, -1, SF_STATS_LEGACY, now, SF_REPORT_TOTAL_SERIES),
-                      "function",
-                      series(s->stats, -1, SF_STATS_FUNCTION, now, SF_REPORT_TOTAL_SERIES)));
+                      series(st, -1, SF_STATS_LEGACY, now, SF_REPORT_TOTAL_SERIES), "function",
+                      series(st, -1, SF_STATS_FUNCTION, now, SF_REPORT_TOTAL_SERIES)));
     return js;
 }
 
@@ -520,7 +521,7 @@ static void per_route(struct evbuffer *o, const metric_ctx *m, const sf_server *
     }
 }
 
-static void process(struct evbuffer *o, sf_server *s, uint64_t now)
+static void process(struct evbuffer *o, sf_server *s, const sf_stats *st, uint64_t now)
 {
     static const char *const cls[6] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
     char f[32];
@@ -528,13 +529,15 @@ static void process(struct evbuffer *o, sf_server *s, uint64_t now)
            "Share of all requests in the last minute served by the monolith (NaN without "
            "traffic).");
     evbuffer_add_printf(o, "strangler_legacy_share_ratio %s\n",
-                        fnum(sf_stats_legacy_share(s->stats, now, 60), f));
+                        fnum(sf_stats_legacy_share(st, now, 60), f));
     family(o, "strangler_rejected_requests_total", "counter",
            "Requests the proxy answered itself before choosing a backend (bad requests), by "
            "status class.");
+    uint64_t rej[6], written, dropped;
+    sf_server_rejected(s, rej);
     for (int c = 1; c < 6; c++)
         evbuffer_add_printf(o, "strangler_rejected_requests_total{code_class=\"%s\"} %llu\n",
-                            cls[c], (unsigned long long)s->rejected[c]);
+                            cls[c], (unsigned long long)rej[c]);
     family(o, "strangler_config_reloads_total", "counter",
            "Reloads of the routes file by result: success (applied, or asked for and the "
            "file is the version running), failure (rejected: the running table stays).");
@@ -547,12 +550,13 @@ static void process(struct evbuffer *o, sf_server *s, uint64_t now)
            "was rejected and an older table runs.");
     evbuffer_add_printf(o, "strangler_config_last_reload_success %d\n",
                         s->last_reload.ok != 0 ? 1 : 0);
+    sf_server_accesslog_counts(s, &written, &dropped);
     family(o, "strangler_access_log_lines_total", "counter",
            "Access log lines written, and dropped because the log's disk could not keep up.");
     evbuffer_add_printf(o, "strangler_access_log_lines_total{result=\"written\"} %llu\n",
-                        (unsigned long long)sf_accesslog_written(s->alog));
+                        (unsigned long long)written);
     evbuffer_add_printf(o, "strangler_access_log_lines_total{result=\"dropped\"} %llu\n",
-                        (unsigned long long)sf_accesslog_dropped(s->alog));
+                        (unsigned long long)dropped);
     family(o, "strangler_start_time_seconds", "gauge",
            "When the proxy started, seconds since the epoch.");
     evbuffer_add_printf(o, "strangler_start_time_seconds %s\n", fnum(floor(s->started_wall), f));
@@ -563,18 +567,19 @@ char *sf_report_metrics(sf_server *s, size_t *len)
     uint64_t now = sf_mono_sec();
     sf_report_audit_refresh(s);
     metric_ctx m = {0};
-    m.n = rows_of(s, &m.rows);
+    sf_stats *st = sf_server_stats_view(s);
+    m.n = rows_of(s, st, &m.rows);
     struct evbuffer *o = evbuffer_new();
     m.snaps = calloc((size_t)m.n + 1, sizeof(*m.snaps));
     char *text = NULL;
     if (m.rows == NULL || o == NULL || m.snaps == NULL)
         goto done;
     for (int i = 0; i < m.n; i++)
-        sf_stats_snapshot_slot(s->stats, m.rows[i].slot, now, &m.snaps[i]);
+        sf_stats_snapshot_slot(st, m.rows[i].slot, now, &m.snaps[i]);
     requests_total(o, &m);
     durations(o, &m);
     per_route(o, &m, s);
-    process(o, s, now);
+    process(o, s, st, now);
     *len = evbuffer_get_length(o);
     text = malloc(*len + 1);
     if (text != NULL) {

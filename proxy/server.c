@@ -1,13 +1,17 @@
-/* The server: one event loop, its listeners (proxy and admin), the upstream pool, signals,
- * and the drain on SIGTERM/SIGINT. */
+/* The server: its workers' event loops, their listeners (proxy, and admin on the primary),
+ * the upstream pools, signals, reloads handed to every worker, and the drain on SIGTERM/SIGINT. */
 #include "server.h"
 
 #include <errno.h>
 #include <openssl/ssl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +35,8 @@
 #define POOL_IDLE_MS  30000
 #define POOL_MAX_IDLE 1024
 #define LINGER_MS     2000
+/* Paused at max_connections, a worker looks this often whether another worker's clients left. */
+#define RESUME_CHECK_MS 20
 /* Editors write a file in several steps: reload once it has been quiet this long. */
 #define WATCH_DEBOUNCE_MS 200
 
@@ -83,6 +89,139 @@ static const struct timeval *common_tv(struct event_base *base, uint64_t ms)
     return event_base_init_common_timeout(base, &tv);
 }
 
+/* ---- workers' inboxes ---- */
+
+struct sf_inbox {
+    pthread_mutex_t mu;
+    int efd; /* eventfd: a message is waiting */
+    struct event ev;
+    pthread_t thread; /* a worker's */
+    int started;      /* the thread runs (joined by sf_server_run) */
+    /* Under mu. For a worker: what the primary asks of it; for the primary: worker exits. */
+    sf_route_table *table; /* the table to run next (one reference), NULL: none */
+    SSL_CTX **tls;         /* by listener: the certificate context to serve next (one reference) */
+    size_t ntls;
+    int reopen_log, drain, close_now;
+    unsigned exited; /* primary: workers whose loop ended */
+};
+
+static void inbox_wake(struct sf_inbox *in)
+{
+    uint64_t one = 1;
+    ssize_t w = write(in->efd, &one, sizeof(one));
+    (void)w; /* the counter cannot overflow here; a wakeup already pending does as well */
+}
+
+static void on_inbox(evutil_socket_t fd, short what, void *arg);
+
+static int inbox_create(sf_server *s, size_t ntls)
+{
+    struct sf_inbox *in = calloc(1, sizeof(*in));
+    if (in == NULL)
+        return -1;
+    in->efd = -1;
+    s->inbox = in;
+    if (pthread_mutex_init(&in->mu, NULL) != 0) {
+        free(in);
+        s->inbox = NULL;
+        return -1;
+    }
+    in->tls = ntls > 0 ? calloc(ntls, sizeof(*in->tls)) : NULL;
+    in->ntls = ntls;
+    in->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if ((ntls > 0 && in->tls == NULL) || in->efd < 0)
+        return -1;
+    event_assign(&in->ev, s->base, in->efd, EV_READ | EV_PERSIST, on_inbox, s);
+    return event_add(&in->ev, NULL);
+}
+
+static void inbox_destroy(struct sf_inbox *in)
+{
+    if (in == NULL)
+        return;
+    if (in->ev.ev_base != NULL)
+        event_del(&in->ev);
+    if (in->efd >= 0)
+        close(in->efd);
+    sf_table_unref(in->table);
+    for (size_t i = 0; in->tls != NULL && i < in->ntls; i++)
+        SSL_CTX_free(in->tls[i]);
+    free(in->tls);
+    pthread_mutex_destroy(&in->mu);
+    free(in);
+}
+
+/* The other workers of primary p, one by one: for (i = 1; i < p->nworkers; i++). */
+typedef void (*post_fn)(struct sf_inbox *in, void *arg);
+
+static void post_all(sf_server *p, post_fn f, void *arg)
+{
+    for (unsigned i = 1; p->workers != NULL && i < p->nworkers; i++) {
+        struct sf_inbox *in = p->workers[i]->inbox;
+        pthread_mutex_lock(&in->mu);
+        f(in, arg);
+        pthread_mutex_unlock(&in->mu);
+        inbox_wake(in);
+    }
+}
+
+static void post_table(struct sf_inbox *in, void *arg)
+{
+    sf_table_unref(in->table); /* one the worker has not taken yet */
+    in->table = sf_table_ref(arg);
+}
+
+typedef struct {
+    size_t listener;
+    SSL_CTX *ctx;
+} tls_msg;
+
+static void post_tls(struct sf_inbox *in, void *arg)
+{
+    const tls_msg *m = arg;
+    SSL_CTX_up_ref(m->ctx);
+    SSL_CTX_free(in->tls[m->listener]);
+    in->tls[m->listener] = m->ctx;
+}
+
+static void post_reopen(struct sf_inbox *in, void *arg)
+{
+    (void)arg;
+    in->reopen_log = 1;
+}
+
+static void post_drain(struct sf_inbox *in, void *arg)
+{
+    (void)arg;
+    in->drain = 1;
+}
+
+static void post_close(struct sf_inbox *in, void *arg)
+{
+    (void)arg;
+    in->close_now = 1;
+}
+
+static int workers_exited(sf_server *p)
+{
+    if (p->inbox == NULL)
+        return 1;
+    pthread_mutex_lock(&p->inbox->mu);
+    unsigned n = p->inbox->exited;
+    pthread_mutex_unlock(&p->inbox->mu);
+    return n + 1 >= p->nworkers;
+}
+
+/* Ends s's loop once it is draining and has no client left (the primary also waits for the
+ * other workers' loops, so that the admin API answers until the last of them is done). */
+static void maybe_stop(sf_server *s)
+{
+    if (s->draining && s->nclients == 0 && (s->primary != s || workers_exited(s)))
+        event_base_loopexit(s->base, NULL);
+}
+
+static const struct timeval resume_check = {0, RESUME_CHECK_MS * 1000};
+
 static void pause_listeners(sf_server *s, int pause)
 {
     if (s->listeners_paused == pause)
@@ -97,6 +236,30 @@ static void pause_listeners(sf_server *s, int pause)
         else
             event_add(&l->ev, NULL);
     }
+    /* a connection another worker closes frees a place here too: look again soon */
+    if (s->nworkers > 1 && pause)
+        event_add(&s->resume_ev, &resume_check);
+    else if (s->resume_ev.ev_base != NULL)
+        event_del(&s->resume_ev);
+}
+
+static int below_limit(sf_server *s)
+{
+    return atomic_load_explicit(s->nclients_all, memory_order_relaxed) < s->cfg->max_connections;
+}
+
+static void on_resume_check(evutil_socket_t fd, short what, void *arg)
+{
+    sf_server *s = arg;
+    (void)fd;
+    (void)what;
+    if (!s->listeners_paused || s->draining)
+        return;
+    if (below_limit(s)) {
+        pause_listeners(s, 0);
+    } else {
+        event_add(&s->resume_ev, &resume_check);
+    }
 }
 
 static void on_accept(evutil_socket_t fd, short what, void *arg)
@@ -105,7 +268,10 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
     sf_server *s = l->srv;
     (void)what;
     for (int i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
-        if (!l->admin && s->nclients >= s->cfg->max_connections) {
+        /* max_connections counts every worker's clients: a place is taken before the accept */
+        uint64_t before = atomic_fetch_add_explicit(s->nclients_all, 1, memory_order_relaxed);
+        if (!l->admin && before >= s->cfg->max_connections) {
+            atomic_fetch_sub_explicit(s->nclients_all, 1, memory_order_relaxed);
             /* new connections wait in the backlog until we are below the limit */
             pause_listeners(s, 1);
             return;
@@ -114,6 +280,7 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
         socklen_t plen = sizeof(peer);
         int cfd = accept4(fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) {
+            atomic_fetch_sub_explicit(s->nclients_all, 1, memory_order_relaxed);
             if (errno == EMFILE || errno == ENFILE) {
                 sf_warn("accept on %s: %s; pausing until a connection closes", l->name,
                         strerror(errno));
@@ -129,10 +296,10 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
 void sf_server_client_gone(sf_server *s)
 {
     s->nclients--;
-    if (s->listeners_paused && !s->draining && s->nclients < s->cfg->max_connections)
+    atomic_fetch_sub_explicit(s->nclients_all, 1, memory_order_relaxed);
+    if (s->listeners_paused && !s->draining && below_limit(s))
         pause_listeners(s, 0);
-    if (s->draining && s->nclients == 0)
-        event_base_loopexit(s->base, NULL);
+    maybe_stop(s);
 }
 
 static void close_listeners(sf_server *s, int admin_too)
@@ -147,14 +314,87 @@ static void close_listeners(sf_server *s, int admin_too)
     }
 }
 
+/* Stops accepting (the admin listener stays so /readyz can say 503) and closes idle clients;
+ * busy ones close after their response. */
+static void start_drain(sf_server *s)
+{
+    s->draining = 1;
+    close_listeners(s, 0);
+    sf_session_drain(s);
+    maybe_stop(s);
+}
+
+/* The primary at the end of timeouts.drain, or at a second signal: every worker closes its
+ * connections now. */
+static void stop_now(sf_server *s)
+{
+    sf_session_close_all(s);
+    post_all(s, post_close, NULL);
+    event_base_loopexit(s->base, NULL);
+}
+
 static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 {
     sf_server *s = arg;
     (void)fd;
     (void)what;
-    sf_warn("drain: %zu connection(s) still open after timeouts.drain; closing them", s->nclients);
-    sf_session_close_all(s);
-    event_base_loopexit(s->base, NULL);
+    sf_warn("drain: %zu connection(s) still open after timeouts.drain; closing them%s", s->nclients,
+            s->nworkers > 1 ? " (and the other workers' too)" : "");
+    stop_now(s);
+}
+
+static void reload_certs(sf_server *s, const char *trigger);
+static sf_runtime *runtime_create(sf_server *s, sf_route_table *table, const sf_runtime *prev,
+                                  char *err, size_t errlen);
+
+/* A worker's messages from the primary; the primary's: a worker's loop ended. */
+static void on_inbox(evutil_socket_t fd, short what, void *arg)
+{
+    sf_server *s = arg;
+    struct sf_inbox *in = s->inbox;
+    uint64_t n;
+    (void)what;
+    ssize_t r = read(fd, &n, sizeof(n));
+    (void)r; /* EAGAIN: another wakeup took it; the fields below tell what is waiting */
+    if (s->primary == s) {
+        maybe_stop(s);
+        return;
+    }
+    pthread_mutex_lock(&in->mu);
+    sf_route_table *t = in->table;
+    in->table = NULL;
+    for (size_t i = 0; i < in->ntls && i < s->nlisteners; i++) {
+        if (in->tls[i] == NULL)
+            continue;
+        SSL_CTX_free(s->listeners[i].tls); /* connections keep theirs */
+        s->listeners[i].tls = in->tls[i];
+        in->tls[i] = NULL;
+    }
+    int reopen = in->reopen_log, drain = in->drain && !s->draining, close_now = in->close_now;
+    in->reopen_log = 0;
+    pthread_mutex_unlock(&in->mu);
+    if (t != NULL) {
+        char err[512];
+        /* the same table on every worker, so the same outcome as the primary's, but for a
+         * name that no longer resolves in the moment between them */
+        sf_runtime *rt = runtime_create(s, t, s->rt, err, sizeof(err));
+        if (rt == NULL) {
+            sf_error("worker %u keeps routes version %s: %s", s->worker_id,
+                     sf_table_version(s->rt->table), err);
+        } else {
+            sf_runtime *prev = s->rt;
+            s->rt = rt;
+            sf_runtime_unref(prev);
+        }
+    }
+    if (reopen)
+        sf_accesslog_reopen(s->alog);
+    if (close_now) {
+        sf_session_close_all(s);
+        event_base_loopexit(s->base, NULL);
+    } else if (drain) {
+        start_drain(s);
+    }
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -168,33 +408,30 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     if (sig == SIGUSR1) {
         /* the writer thread reopens it once the lines logged so far are written */
         sf_accesslog_reopen(s->alog);
+        post_all(s, post_reopen, NULL);
         if (s->alog != NULL)
             sf_info("SIGUSR1: reopening the access log");
         return;
     }
     if (s->draining) {
-        sf_warn("%s again: closing %zu connection(s) now", strsignal((int)sig), s->nclients);
-        sf_session_close_all(s);
-        event_base_loopexit(s->base, NULL);
+        sf_warn("%s again: closing %zu connection(s) now%s", strsignal((int)sig), s->nclients,
+                s->nworkers > 1 ? " (and the other workers' too)" : "");
+        stop_now(s);
         return;
     }
-    s->draining = 1;
-    sf_info("%s: draining %zu connection(s), up to %llums", strsignal((int)sig), s->nclients,
+    sf_info("%s: draining %zu connection(s)%s, up to %llums", strsignal((int)sig), s->nclients,
+            s->nworkers > 1 ? " on the primary worker and the others'" : "",
             (unsigned long long)s->cfg->drain_ms);
-    close_listeners(s, 0); /* admin stays up so /readyz can say 503 */
-    sf_session_drain(s);
-    if (s->nclients == 0) {
-        event_base_loopexit(s->base, NULL);
-        return;
-    }
+    post_all(s, post_drain, NULL);
+    start_drain(s);
     struct timeval tv = {(time_t)(s->cfg->drain_ms / 1000),
                          (suseconds_t)((s->cfg->drain_ms % 1000) * 1000)};
     evtimer_assign(&s->drain_ev, s->base, on_drain_timeout, s);
     event_add(&s->drain_ev, &tv);
 }
 
-static int open_listener(sf_server *s, sf_listener *l, const char *address, int admin, char *err,
-                         size_t errlen)
+static int open_listener(sf_server *s, sf_listener *l, const char *address, int admin, int flags,
+                         char *err, size_t errlen)
 {
     struct sockaddr_storage addr;
     socklen_t alen;
@@ -207,7 +444,18 @@ static int open_listener(sf_server *s, sf_listener *l, const char *address, int 
                               : "");
     if (sf_addr_parse(address, &addr, &alen, err, errlen) < 0)
         return -1;
-    l->fd = sf_listen_socket(&addr, alen, LISTEN_BACKLOG);
+    if (flags & SF_LISTEN_PROBE) {
+        /* SO_REUSEPORT would let this bind beside another process that listens there with it
+         * (a second strangler): first make sure nobody does */
+        int probe = sf_listen_socket(&addr, alen, 0, SF_LISTEN_PROBE);
+        if (probe < 0) {
+            snprintf(err, errlen, "cannot listen on %s: %s", l->name, strerror(errno));
+            return -1;
+        }
+        close(probe);
+        flags &= ~SF_LISTEN_PROBE;
+    }
+    l->fd = sf_listen_socket(&addr, alen, LISTEN_BACKLOG, flags);
     if (l->fd < 0) {
         snprintf(err, errlen, "cannot listen on %s: %s", l->name, strerror(errno));
         return -1;
@@ -350,7 +598,54 @@ int sf_server_set_cutover(sf_server *s, const char *route, uint32_t bp, const ch
 
 sf_diffs *sf_server_diffs(sf_server *s)
 {
-    return s->diffs;
+    return s->primary->diffs;
+}
+
+sf_stats *sf_server_stats_view(sf_server *s)
+{
+    if (s->nworkers <= 1)
+        return s->stats;
+    sf_stats_destroy(s->view);
+    s->view = sf_stats_create();
+    if (s->view == NULL)
+        return s->stats; /* out of memory: the primary's share at least */
+    /* the primary's shard first: its slot numbers stay those of its runtime */
+    for (unsigned i = 0; i < s->nworkers; i++)
+        if (sf_stats_merge(s->view, s->workers[i]->stats) < 0)
+            sf_warn("stats: out of memory merging worker %u's numbers", i);
+    return s->view;
+}
+
+void sf_server_count_rejected(sf_server *s, int status)
+{
+    int cls = status / 100 < 6 ? status / 100 : 0;
+    atomic_fetch_add_explicit(&s->rejected[cls], 1, memory_order_relaxed);
+}
+
+void sf_server_rejected(sf_server *s, uint64_t out[6])
+{
+    for (int c = 0; c < 6; c++) {
+        out[c] = 0;
+        for (unsigned i = 0; i < s->nworkers; i++)
+            out[c] += atomic_load_explicit(&s->workers[i]->rejected[c], memory_order_relaxed);
+    }
+}
+
+void sf_server_accesslog_counts(sf_server *s, uint64_t *written, uint64_t *dropped)
+{
+    *written = *dropped = 0;
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        *written += sf_accesslog_written(s->workers[i]->alog);
+        *dropped += sf_accesslog_dropped(s->workers[i]->alog);
+    }
+}
+
+json_t *sf_server_noise_paths(sf_server *s, const char *route, size_t max)
+{
+    json_t *arr = json_array();
+    for (unsigned i = 0; arr != NULL && i < s->nworkers; i++)
+        sf_shadows_noise_collect(s->workers[i]->shadows, route, arr, max);
+    return arr;
 }
 
 uint64_t sf_mono_sec(void)
@@ -365,6 +660,40 @@ double sf_wall_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Primary p's counter of route name's shadows in flight (made on first use, kept until the
+ * end). NULL when out of memory. */
+static sf_inflight *route_shadows(sf_server *p, const char *name)
+{
+    sf_inflight *c = NULL;
+    pthread_mutex_lock(&p->route_shadows.mu);
+    for (size_t i = 0; i < p->route_shadows.n && c == NULL; i++)
+        if (strcmp(p->route_shadows.names[i], name) == 0)
+            c = p->route_shadows.counts[i];
+    if (c == NULL) {
+        size_t n = p->route_shadows.n + 1;
+        char **names = realloc(p->route_shadows.names, n * sizeof(*names));
+        if (names != NULL)
+            p->route_shadows.names = names;
+        sf_inflight **counts =
+            names != NULL ? realloc(p->route_shadows.counts, n * sizeof(*counts)) : NULL;
+        if (counts != NULL) {
+            p->route_shadows.counts = counts;
+            c = calloc(1, sizeof(*c));
+            names[n - 1] = strdup(name);
+            if (c == NULL || names[n - 1] == NULL) {
+                free(names[n - 1]);
+                free(c);
+                c = NULL;
+            } else {
+                counts[n - 1] = c;
+                p->route_shadows.n = n;
+            }
+        }
+    }
+    pthread_mutex_unlock(&p->route_shadows.mu);
+    return c;
 }
 
 /* A runtime for table (taking its reference): every backend's pool built. NULL with a reason in
@@ -401,11 +730,17 @@ static sf_runtime *runtime_create(sf_server *s, sf_route_table *table, const sf_
     size_t nr;
     const sf_route *routes = sf_table_routes(table, &nr);
     rt->route_slot = calloc(nr ? nr : 1, sizeof(*rt->route_slot));
-    if (rt->route_slot == NULL) {
+    rt->shadows_inflight = calloc(nr ? nr : 1, sizeof(*rt->shadows_inflight));
+    if (rt->route_slot == NULL || rt->shadows_inflight == NULL) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
     for (size_t i = 0; i < nr; i++) {
+        rt->shadows_inflight[i] = route_shadows(s->primary, routes[i].name);
+        if (rt->shadows_inflight[i] == NULL) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
         rt->route_slot[i] = sf_stats_slot(s->stats, routes[i].name);
         /* a guard comparing p99s needs them per window */
         if (rt->route_slot[i] >= 0 && routes[i].guard.enabled &&
@@ -438,6 +773,7 @@ void sf_runtime_unref(sf_runtime *rt)
         backend_dispose(&rt->fns[i]);
     free(rt->fns);
     free(rt->route_slot);
+    free(rt->shadows_inflight);
     sf_table_unref(rt->table);
     free(rt);
 }
@@ -494,6 +830,8 @@ static void reload_certs(sf_server *s, const char *trigger)
         SSL_CTX_free(l->tls);
         l->tls = ctx;
         memcpy(l->tls_digest, digest, sizeof(digest));
+        tls_msg m = {i, ctx};
+        post_all(s, post_tls, &m);
         sf_tls_ctx_describe(ctx, desc, sizeof(desc));
         sf_info("reload (%s): listener %s: new TLS certificate %s", trigger, l->conf->address,
                 desc);
@@ -570,7 +908,8 @@ int sf_server_reload(sf_server *s, const char *trigger)
         sf_info("reload: no change to routing (comments or formatting only)");
     sf_runtime *prev = s->rt;
     s->rt = rt;
-    sf_runtime_unref(prev); /* freed once the last request that started on it ends */
+    sf_runtime_unref(prev);     /* freed once the last request that started on it ends */
+    post_all(s, post_table, t); /* each worker builds its runtime (its own pools) from it */
     r->ok = 1;
     s->reloads_ok++;
     return 0;
@@ -588,41 +927,50 @@ static void on_routes_changed(void *arg)
     sf_server_reload(arg, "file");
 }
 
-sf_server *sf_server_create(sf_settings *cfg, sf_route_table *table, char *err, size_t errlen)
+/* What every worker has: its loop, scratch buffers, timeouts, stats shard, shadows, and its
+ * shares of the limits. */
+static int loop_init(sf_server *s, sf_settings *cfg, sf_server *primary, unsigned id,
+                     unsigned nworkers)
 {
-    sf_server *s = calloc(1, sizeof(*s));
-    struct event_config *ec = NULL;
-    if (s == NULL) {
-        snprintf(err, errlen, "out of memory");
-        sf_table_unref(table);
-        return NULL;
-    }
+    struct event_config *ec;
     s->cfg = cfg;
+    s->primary = primary != NULL ? primary : s;
+    s->worker_id = id;
+    s->nworkers = nworkers;
+    s->nclients_all = &s->primary->clients_all;
+    s->shadows_inflight = &s->primary->shadows_inflight_all;
+    if (s->primary == s) {
+        if (pthread_mutex_init(&s->route_shadows.mu, NULL) != 0)
+            return -1;
+        s->route_shadows.ready = 1;
+    }
     TAILQ_INIT(&s->clients);
     seed_rng(s);
 
     ec = event_config_new();
     if (ec == NULL)
-        goto oom;
+        return -1;
+    /* each base is used by its own thread only: messages come through the inbox's eventfd */
     event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
     event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
     s->base = event_base_new_with_config(ec);
     event_config_free(ec);
     if (s->base == NULL)
-        goto oom;
+        return -1;
 
     s->limits.max_head_bytes = cfg->max_header_bytes;
     s->limits.max_headers = cfg->max_headers;
     s->hdrs_cap = cfg->max_headers;
     s->hdrs = calloc(s->hdrs_cap, sizeof(*s->hdrs));
     if (s->hdrs == NULL)
-        goto oom;
+        return -1;
     s->tv_client_header = common_tv(s->base, cfg->client_header_ms);
     s->tv_client_body = common_tv(s->base, cfg->client_body_ms);
     s->tv_keepalive = common_tv(s->base, cfg->keepalive_ms);
     s->tv_up_connect = common_tv(s->base, cfg->upstream_connect_ms);
     s->tv_up_response = common_tv(s->base, cfg->upstream_response_ms);
     s->tv_linger = common_tv(s->base, LINGER_MS);
+    evtimer_assign(&s->resume_ev, s->base, on_resume_check, s);
 
     /* the normalized path is never longer than the head; a function's target adds its URL
      * prefix and what a rewrite adds */
@@ -631,17 +979,92 @@ sf_server *sf_server_create(sf_settings *cfg, sf_route_table *table, char *err, 
     s->targetbuf = malloc(s->targetbuf_cap);
     s->md = sf_match_data_create();
     s->stats = sf_stats_create();
-    s->shadows = sf_shadows_create();
-    s->diffs = sf_diffs_create();
-    s->guards = sf_guards_create();
+    s->shadows = sf_shadows_create(nworkers > 1);
     if (s->pathbuf == NULL || s->targetbuf == NULL || s->md == NULL || s->stats == NULL ||
-        s->shadows == NULL || s->diffs == NULL || s->guards == NULL)
-        goto oom;
+        s->shadows == NULL)
+        return -1;
+    /* another thread merges a worker's shard */
+    if (primary != NULL && sf_stats_share(s->stats) < 0)
+        return -1;
     /* the ring's clock, and every route's slot before the first request */
     s->started_mono = sf_mono_sec();
     s->started_wall = sf_wall_now();
     s->default_slot = sf_stats_slot(s->stats, "_default");
-    if (s->default_slot < 0)
+    return s->default_slot < 0 ? -1 : 0;
+}
+
+/* The number of workers: workers, or with 0 (auto) the CPUs this process may run on. */
+static unsigned worker_count(const sf_settings *cfg)
+{
+    if (cfg->workers > 0)
+        return (unsigned)cfg->workers;
+    cpu_set_t set;
+    int n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 0;
+    if (n <= 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c > 0 ? (int)c : 1;
+    }
+    return n > SF_WORKERS_MAX ? SF_WORKERS_MAX : (unsigned)n;
+}
+
+/* Worker id of primary p: its loop, a runtime of its own for the primary's table, its access-log
+ * writer and its own listening socket on every proxy address (SO_REUSEPORT). */
+static sf_server *worker_create(sf_server *p, unsigned id, char *err, size_t errlen)
+{
+    sf_settings *cfg = p->cfg;
+    sf_server *w = calloc(1, sizeof(*w));
+    if (w == NULL || loop_init(w, cfg, p, id, p->nworkers) < 0)
+        goto oom;
+    w->rt = runtime_create(w, sf_table_ref(p->rt->table), NULL, err, errlen);
+    if (w->rt == NULL)
+        goto fail;
+    if (cfg->access_log != NULL) {
+        w->alog = sf_accesslog_open(w->base, cfg->access_log, err, errlen);
+        if (w->alog == NULL)
+            goto fail;
+    }
+    w->listeners = calloc(cfg->nlisten ? cfg->nlisten : 1, sizeof(*w->listeners));
+    if (w->listeners == NULL)
+        goto oom;
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        sf_listener *l = &w->listeners[i];
+        l->conf = &cfg->listen[i];
+        l->tls = p->listeners[i].tls;
+        if (l->tls != NULL)
+            SSL_CTX_up_ref(l->tls);
+        memcpy(l->tls_digest, p->listeners[i].tls_digest, sizeof(l->tls_digest));
+        w->nlisteners = i + 1;
+        if (open_listener(w, l, cfg->listen[i].address, 0, SF_LISTEN_REUSEPORT, err, errlen) < 0)
+            goto fail;
+        event_add(&l->ev, NULL);
+    }
+    if (inbox_create(w, w->nlisteners) < 0)
+        goto oom;
+    return w;
+oom:
+    snprintf(err, errlen, "out of memory");
+fail:
+    sf_server_destroy(w);
+    return NULL;
+}
+
+sf_server *sf_server_create(sf_settings *cfg, sf_route_table *table, char *err, size_t errlen)
+{
+    sf_server *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        sf_table_unref(table);
+        return NULL;
+    }
+    s->primary = s;
+    unsigned nworkers = worker_count(cfg);
+    s->workers = calloc(nworkers, sizeof(*s->workers));
+    if (s->workers == NULL || loop_init(s, cfg, NULL, 0, nworkers) < 0)
+        goto oom;
+    s->workers[0] = s;
+    s->diffs = sf_diffs_create();
+    s->guards = sf_guards_create();
+    if (s->diffs == NULL || s->guards == NULL)
         goto oom;
     s->rt = runtime_create(s, table, NULL, err, errlen);
     table = NULL; /* the runtime has it, or freed it */
@@ -681,8 +1104,10 @@ sf_server *sf_server_create(sf_settings *cfg, sf_route_table *table, char *err, 
             goto fail;
     }
     for (size_t i = 0; i < n; i++) {
-        const char *address = i < cfg->nlisten ? cfg->listen[i].address : cfg->admin_address;
-        int rc = open_listener(s, &s->listeners[i], address, i == cfg->nlisten, err, errlen);
+        int admin = i == cfg->nlisten;
+        const char *address = admin ? cfg->admin_address : cfg->listen[i].address;
+        int flags = !admin && nworkers > 1 ? SF_LISTEN_REUSEPORT | SF_LISTEN_PROBE : 0;
+        int rc = open_listener(s, &s->listeners[i], address, admin, flags, err, errlen);
         s->nlisteners = i + 1;
         if (rc < 0)
             goto fail;
@@ -701,6 +1126,15 @@ sf_server *sf_server_create(sf_settings *cfg, sf_route_table *table, char *err, 
             goto oom;
     }
     signal(SIGPIPE, SIG_IGN);
+
+    /* the other workers, once the primary holds every port: theirs join them */
+    if (nworkers > 1 && inbox_create(s, 0) < 0)
+        goto oom;
+    for (unsigned i = 1; i < nworkers; i++) {
+        s->workers[i] = worker_create(s, i, err, errlen);
+        if (s->workers[i] == NULL)
+            goto fail;
+    }
     return s;
 oom:
     snprintf(err, errlen, "out of memory");
@@ -708,6 +1142,55 @@ fail:
     sf_table_unref(table); /* NULL once the runtime took it */
     sf_server_destroy(s);
     return NULL;
+}
+
+static void *worker_main(void *arg)
+{
+    sf_server *w = arg;
+    if (event_base_dispatch(w->base) < 0)
+        sf_error("worker %u: event loop failed", w->worker_id);
+    struct sf_inbox *in = w->primary->inbox;
+    pthread_mutex_lock(&in->mu);
+    in->exited++;
+    pthread_mutex_unlock(&in->mu);
+    inbox_wake(in);
+    return NULL;
+}
+
+/* Starts the other workers' threads, with every signal blocked in them: signals are the
+ * primary's. */
+static int start_workers(sf_server *s)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = 0;
+    for (unsigned i = 1; i < s->nworkers; i++) {
+        struct sf_inbox *in = s->workers[i]->inbox;
+        int e = pthread_create(&in->thread, NULL, worker_main, s->workers[i]);
+        if (e != 0) {
+            sf_error("cannot start worker %u: %s", i, strerror(e));
+            rc = -1;
+            break;
+        }
+        in->started = 1;
+        char name[16]; /* what top -H and /proc/PID/task/TID/comm show */
+        snprintf(name, sizeof(name), "worker %u", i % 1000u);
+        pthread_setname_np(in->thread, name);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+static void join_workers(sf_server *s)
+{
+    for (unsigned i = 1; s->workers != NULL && i < s->nworkers; i++) {
+        sf_server *w = s->workers[i];
+        if (w != NULL && w->inbox != NULL && w->inbox->started) {
+            pthread_join(w->inbox->thread, NULL);
+            w->inbox->started = 0;
+        }
+    }
 }
 
 int sf_server_run(sf_server *s)
@@ -728,18 +1211,40 @@ int sf_server_run(sf_server *s)
     sf_info("legacy backend %s; %zu function(s), %zu route(s) from %s (version %s)",
             sf_table_legacy(t)->url, s->rt->nfns, nroutes, s->cfg->routes_file,
             sf_table_version(t));
-    if (event_base_dispatch(s->base) < 0) {
-        sf_error("event loop failed");
-        return 1;
+    int rc = 0;
+    if (start_workers(s) < 0) {
+        rc = 1;
+    } else if (s->nworkers > 1) {
+        sf_info("%u workers (event-loop threads%s), each with its own socket on every proxy "
+                "address",
+                s->nworkers, s->cfg->workers == 0 ? ", auto: one per CPU" : "");
     }
-    sf_info("stopped");
-    return 0;
+    if (rc == 0 && event_base_dispatch(s->base) < 0) {
+        sf_error("event loop failed");
+        rc = 1;
+    }
+    if (!workers_exited(s))
+        post_all(s, post_close, NULL); /* the primary's loop failed, or the drain timed out */
+    join_workers(s);
+    if (rc == 0)
+        sf_info("stopped");
+    return rc;
 }
 
 void sf_server_destroy(sf_server *s)
 {
     if (s == NULL)
         return;
+    if (s->primary == s && s->workers != NULL) {
+        /* their threads were joined by sf_server_run, or never started */
+        join_workers(s);
+        for (unsigned i = 1; i < s->nworkers; i++)
+            sf_server_destroy(s->workers[i]);
+        free(s->workers);
+        s->workers = NULL;
+    }
+    inbox_destroy(s->inbox);
+    s->inbox = NULL;
     close_listeners(s, 1);
     for (size_t i = 0; i < s->nlisteners; i++)
         SSL_CTX_free(s->listeners[i].tls);
@@ -747,6 +1252,8 @@ void sf_server_destroy(sf_server *s)
     sf_session_close_all(s);
     if (s->drain_ev.ev_base != NULL)
         event_del(&s->drain_ev);
+    if (s->resume_ev.ev_base != NULL)
+        event_del(&s->resume_ev);
     for (size_t i = 0; i < 4; i++)
         if (s->sig_ev[i] != NULL)
             event_free(s->sig_ev[i]);
@@ -764,6 +1271,16 @@ void sf_server_destroy(sf_server *s)
     sf_diffs_destroy(s->diffs);
     sf_accesslog_close(s->alog);
     sf_stats_destroy(s->stats);
+    sf_stats_destroy(s->view);
+    if (s->route_shadows.ready) {
+        for (size_t i = 0; i < s->route_shadows.n; i++) {
+            free(s->route_shadows.names[i]);
+            free(s->route_shadows.counts[i]);
+        }
+        free(s->route_shadows.names);
+        free(s->route_shadows.counts);
+        pthread_mutex_destroy(&s->route_shadows.mu);
+    }
     json_decref(s->audit.last_actions);
     json_decref(s->audit.rollbacks);
     free(s->hdrs);

@@ -4,6 +4,7 @@
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <jansson.h>
 #include <sys/queue.h>
@@ -41,6 +42,11 @@ typedef struct {
     struct ssl_ctx_st *tls; /* NULL for http:// */
 } sf_upstream;
 
+/* A count of shadows in flight that every worker changes. */
+typedef struct {
+    _Atomic uint32_t n;
+} sf_inflight;
+
 /* Where a request can go: the monolith or one function, with its pool and response timeout. */
 typedef struct {
     const sf_function *fn; /* NULL: legacy; borrowed from the runtime's table */
@@ -60,7 +66,10 @@ typedef struct {
     sf_backend legacy;
     sf_backend *fns; /* one per function of table, by function_index */
     size_t nfns;
-    int *route_slot;  /* the stats slot of each route, by route index */
+    int *route_slot; /* the stats slot of each route, by route index */
+    /* by route index: the route's shadows in flight, all workers (shared by route name, so a
+     * reload keeps the count) */
+    sf_inflight **shadows_inflight;
     double loaded_at; /* wall clock, seconds */
 } sf_runtime;
 
@@ -77,8 +86,42 @@ typedef struct {
     size_t nchanges;
 } sf_reload_result;
 
+/* Messages to a worker's loop from the primary's, and the workers' exits back to the primary
+ * (server.c). */
+struct sf_inbox;
+
+/* One event loop and what it serves (DESIGN §3 workers). The primary, worker 0, runs on the
+ * main thread: the admin API, signals, reloads, guards and the routes watcher, and its share
+ * of the traffic. Each other worker is an sf_server of its own on a thread of its own: its own
+ * listening sockets on the same addresses (SO_REUSEPORT: the kernel spreads the connections),
+ * upstream pools, stats shard, shadows and access-log writer, and a runtime built from the
+ * primary's route table, which the workers share by reference. The primary hands each worker
+ * every new table, certificate, log reopen and drain through its inbox; readers (GET /stats,
+ * /metrics, guards) merge the workers' shards (sf_server_stats_view). */
 typedef struct sf_server {
     struct event_base *base;
+    struct sf_server *primary;  /* worker 0; itself on the primary */
+    struct sf_server **workers; /* primary only: nworkers of them, [0] the primary itself */
+    unsigned nworkers;          /* all workers, primary included (every worker knows it) */
+    unsigned worker_id;         /* 0 for the primary */
+    struct sf_inbox *inbox;     /* NULL with a single worker */
+    /* client connections, all workers (the primary's counter): max_connections' count */
+    _Atomic uint64_t *nclients_all;
+    _Atomic uint64_t clients_all; /* primary: the counter */
+    struct event resume_ev;       /* paused at max_connections: look again soon */
+    /* shadows in flight, all workers (the primary's counter): shadow.max_inflight's count */
+    sf_inflight *shadows_inflight;
+    sf_inflight shadows_inflight_all; /* primary: the counter */
+    /* primary: a counter of shadows in flight per route name, all workers, kept across reloads
+     * (sf_runtime.shadows_inflight), under mu */
+    struct {
+        pthread_mutex_t mu;
+        int ready;
+        char **names;
+        sf_inflight **counts;
+        size_t n;
+    } route_shadows;
+    sf_stats *view;   /* primary: the last merge of every worker's shard */
     sf_settings *cfg; /* borrowed */
     sf_runtime *rt;   /* the live table and backends: one reference */
     sf_reload_result last_reload;
@@ -89,9 +132,10 @@ typedef struct sf_server {
     struct sf_guards *guards;   /* guard breaches (guard.c) */
     struct event guard_ev;      /* every second: the guards */
     int default_slot;           /* stats slot of unmatched traffic, "_default" */
-    uint64_t rejected[6];       /* requests answered before a backend was chosen, by status class */
-    double started_wall;        /* wall clock, seconds */
-    uint64_t started_mono;      /* monotonic clock, seconds */
+    /* requests answered before a backend was chosen, by status class (sf_server_rejected) */
+    _Atomic uint64_t rejected[6];
+    double started_wall;      /* wall clock, seconds */
+    uint64_t started_mono;    /* monotonic clock, seconds */
     struct {                  /* the audit log as last read, for route states and rollback counts */
         json_t *last_actions; /* route name -> action of its latest entry */
         json_t *rollbacks;    /* route name -> {"manual": n, "guard": n} since the start */
@@ -160,6 +204,24 @@ struct sf_edit_result;
 int sf_server_set_cutover(sf_server *s, const char *route, uint32_t bp, const char *action,
                           const char *reason, const char *actor, const char *trigger,
                           struct sf_edit_result *res, int *applied, char *err, size_t errlen);
+
+/* Readers on the primary: the stats of all workers (s's own shard when there is one worker,
+ * else a merge, by route name, made now; slot numbers are the primary's), valid until the next
+ * call. */
+sf_stats *sf_server_stats_view(sf_server *s);
+
+/* Requests answered before a backend was chosen, all workers, by status class. */
+void sf_server_rejected(sf_server *s, uint64_t out[6]);
+
+/* Access-log lines written and dropped, all workers. */
+void sf_server_accesslog_counts(sf_server *s, uint64_t *written, uint64_t *dropped);
+
+/* The noise paths learned for route (all workers, the primary's first), as a new JSON array of
+ * at most max strings. */
+json_t *sf_server_noise_paths(sf_server *s, const char *route, size_t max);
+
+/* Counts one request answered before a backend was chosen (any worker's thread). */
+void sf_server_count_rejected(sf_server *s, int status);
 
 /* The monotonic clock in whole seconds: the stats ring's clock. */
 uint64_t sf_mono_sec(void);

@@ -317,7 +317,7 @@ static void record(sf_client *c, const struct timespec *now)
     exchange *x = &c->x;
     if (x->be == NULL) {
         /* answered by the proxy before a backend was chosen (a bad request) */
-        s->rejected[x->status / 100 < 6 ? x->status / 100 : 0]++;
+        sf_server_count_rejected(s, x->status);
         return;
     }
     sf_stats_sample smp = {
@@ -876,7 +876,7 @@ static void prepare_shadow(sf_client *c, const sf_http_request *req, size_t head
              (uint64_t)req->content_length > s->cfg->shadow_max_body_bytes)
         why = SF_STATS_SKIP_BODY;
     else
-        why = sf_shadow_admit(s, r, slot);
+        why = sf_shadow_admit(s, x->rt, r, slot);
     if (why >= 0) {
         sf_stats_record_shadow_reason(s->stats, slot, (sf_stats_shadow_reason)why, sf_mono_sec());
         return;

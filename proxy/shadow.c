@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <openssl/evp.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -67,10 +69,14 @@ struct sf_shadow {
 struct sf_shadows {
     TAILQ_HEAD(, sf_shadow) list;
     EVP_MD *sha256; /* fetched once: a fetch per capture takes a lock */
-    uint32_t inflight;
-    uint32_t *route_inflight; /* by stats slot */
-    struct sf_noise **noise;  /* by stats slot */
+    /* The noise learned, by stats slot, and the route each is for. With several workers the
+     * primary's thread reads them (sf_shadows_noise_collect): under mu then, as are the
+     * comparisons and the learning that use and change them. */
+    struct sf_noise **noise;
+    char **noise_route;
     size_t nslots;
+    int shared;
+    pthread_mutex_t mu;
 };
 
 static void leg_finish(struct leg *g, int fail);
@@ -198,18 +204,55 @@ static void capture_side(struct capture *c, sf_cmp_side *side)
 
 /* ---- the whole server's shadows ---- */
 
-struct sf_shadows *sf_shadows_create(void)
+struct sf_shadows *sf_shadows_create(int shared)
 {
     struct sf_shadows *all = calloc(1, sizeof(*all));
     if (all == NULL)
         return NULL;
     TAILQ_INIT(&all->list);
     all->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    if (all->sha256 == NULL) {
+    if (all->sha256 == NULL || (shared && pthread_mutex_init(&all->mu, NULL) != 0)) {
+        EVP_MD_free(all->sha256);
         free(all);
         return NULL;
     }
+    all->shared = shared;
     return all;
+}
+
+static void noise_lock(struct sf_shadows *all)
+{
+    if (all->shared)
+        pthread_mutex_lock(&all->mu);
+}
+
+static void noise_unlock(struct sf_shadows *all)
+{
+    if (all->shared)
+        pthread_mutex_unlock(&all->mu);
+}
+
+void sf_shadows_noise_collect(struct sf_shadows *all, const char *route, json_t *into, size_t max)
+{
+    const char *paths[64];
+    if (all == NULL)
+        return;
+    noise_lock(all);
+    for (size_t i = 0; i < all->nslots; i++) {
+        if (all->noise_route[i] == NULL || strcmp(all->noise_route[i], route) != 0)
+            continue;
+        size_t n = sf_noise_paths(all->noise[i], paths, NULL, sizeof(paths) / sizeof(*paths));
+        for (size_t k = 0; k < n && json_array_size(into) < max; k++) {
+            size_t j, have = json_array_size(into);
+            for (j = 0; j < have; j++)
+                if (strcmp(json_string_value(json_array_get(into, j)), paths[k]) == 0)
+                    break;
+            if (j == have)
+                json_array_append_new(into, json_string(paths[k]));
+        }
+        break;
+    }
+    noise_unlock(all);
 }
 
 static void shadow_free(sf_shadow *sh);
@@ -228,10 +271,14 @@ void sf_shadows_destroy(struct sf_shadows *all)
         }
         shadow_free(sh);
     }
-    for (size_t i = 0; i < all->nslots; i++)
+    for (size_t i = 0; i < all->nslots; i++) {
         sf_noise_destroy(all->noise[i]);
+        free(all->noise_route[i]);
+    }
     free(all->noise);
-    free(all->route_inflight);
+    free(all->noise_route);
+    if (all->shared)
+        pthread_mutex_destroy(&all->mu);
     EVP_MD_free(all->sha256);
     free(all);
 }
@@ -242,20 +289,21 @@ static int cover(struct sf_shadows *all, int slot)
     if ((size_t)slot < all->nslots)
         return 0;
     size_t n = (size_t)slot + 16;
-    uint32_t *ri = realloc(all->route_inflight, n * sizeof(*ri));
-    if (ri == NULL)
-        return -1;
-    all->route_inflight = ri;
+    noise_lock(all);
     struct sf_noise **nz = realloc(all->noise, n * sizeof(*nz));
-    if (nz == NULL)
-        return -1;
-    all->noise = nz;
-    for (size_t i = all->nslots; i < n; i++) {
-        ri[i] = 0;
-        nz[i] = NULL;
+    if (nz != NULL)
+        all->noise = nz;
+    char **names = nz != NULL ? realloc(all->noise_route, n * sizeof(*names)) : NULL;
+    if (names != NULL) {
+        all->noise_route = names;
+        for (size_t i = all->nslots; i < n; i++) {
+            nz[i] = NULL;
+            names[i] = NULL;
+        }
+        all->nslots = n;
     }
-    all->nslots = n;
-    return 0;
+    noise_unlock(all);
+    return names != NULL ? 0 : -1;
 }
 
 struct sf_noise *sf_shadows_noise(struct sf_shadows *all, int slot)
@@ -263,13 +311,22 @@ struct sf_noise *sf_shadows_noise(struct sf_shadows *all, int slot)
     return all != NULL && slot >= 0 && (size_t)slot < all->nslots ? all->noise[slot] : NULL;
 }
 
-int sf_shadow_admit(sf_server *s, const sf_route *r, int slot)
+/* The counts of shadows in flight that the caps are checked against: every worker's. */
+static void count_inflight(sf_shadow *sh, int d)
 {
-    struct sf_shadows *all = s->shadows;
-    if (cover(all, slot) < 0)
+    atomic_fetch_add_explicit(&sh->srv->shadows_inflight->n, (uint32_t)d, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sh->rt->shadows_inflight[sh->route->index]->n, (uint32_t)d,
+                              memory_order_relaxed);
+}
+
+int sf_shadow_admit(sf_server *s, const sf_runtime *rt, const sf_route *r, int slot)
+{
+    if (cover(s->shadows, slot) < 0)
         return SF_STATS_SKIP_CAPACITY;
-    if (all->inflight >= s->cfg->shadow_max_inflight ||
-        all->route_inflight[slot] >= r->shadow.max_inflight)
+    if (atomic_load_explicit(&s->shadows_inflight->n, memory_order_relaxed) >=
+            s->cfg->shadow_max_inflight ||
+        atomic_load_explicit(&rt->shadows_inflight[r->index]->n, memory_order_relaxed) >=
+            r->shadow.max_inflight)
         return SF_STATS_SKIP_CAPACITY;
     return -1;
 }
@@ -330,11 +387,8 @@ static void leg_finish(struct leg *g, int fail)
         g->up = NULL;
     }
     sf_shadow *sh = g->sh;
-    if (g == &sh->fn) {
-        struct sf_shadows *all = sh->srv->shadows;
-        all->inflight--;
-        all->route_inflight[sh->slot]--;
-    }
+    if (g == &sh->fn)
+        count_inflight(sh, -1);
     maybe_end(sh);
 }
 
@@ -495,18 +549,28 @@ sf_shadow *sf_shadow_start(sf_server *s, const sf_shadow_params *p)
     sh->method = strdup(p->method);
     sh->path = strdup(p->path);
     TAILQ_INSERT_TAIL(&all->list, sh, link);
-    all->inflight++;
-    all->route_inflight[p->slot]++;
-    if (all->noise[p->slot] == NULL && p->route->shadow.learn_noise)
-        all->noise[p->slot] = sf_noise_create();
+    count_inflight(sh, 1);
+    if (all->noise[p->slot] == NULL && p->route->shadow.learn_noise) {
+        struct sf_noise *nz = sf_noise_create();
+        char *name = strdup(p->route->name);
+        noise_lock(all);
+        if (nz != NULL && name != NULL) {
+            all->noise[p->slot] = nz;
+            all->noise_route[p->slot] = name;
+            nz = NULL;
+            name = NULL;
+        }
+        noise_unlock(all);
+        sf_noise_destroy(nz);
+        free(name);
+    }
     if (capture_init(&sh->primary, s, p->route->shadow.body_mode != SF_BODY_NONE) < 0 ||
         leg_start(sh, &sh->fn, p->fn, p->fn_head, p->fn_head_len) < 0) {
         if (sh->fn.head == NULL)
             free(p->fn_head);
         if (!sh->fn.running) {
             /* never started: undo the in-flight count leg_finish would have undone */
-            all->inflight--;
-            all->route_inflight[p->slot]--;
+            count_inflight(sh, -1);
         } else {
             leg_finish(&sh->fn, SF_STATS_ERR_CONNECT);
         }
@@ -607,7 +671,7 @@ static int compare(sf_shadow *sh)
     int result = out.result == SF_CMP_MATCH   ? SF_STATS_SHADOW_MATCH
                  : out.result == SF_CMP_NOISE ? SF_STATS_SHADOW_NOISE
                                               : SF_STATS_SHADOW_MISMATCH;
-    if (result == SF_STATS_SHADOW_MISMATCH && s->diffs != NULL) {
+    if (result == SF_STATS_SHADOW_MISMATCH && sf_server_diffs(s) != NULL) {
         sf_diff_item items[32];
         size_t n = out.ndiffs < 32 ? out.ndiffs : 32;
         for (size_t i = 0; i < n; i++)
@@ -615,7 +679,7 @@ static int compare(sf_shadow *sh)
                 (sf_diff_item){out.diffs[i].path, out.diffs[i].legacy, out.diffs[i].function};
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        sf_diffs_record(s->diffs, sh->route->name, sh->request_id,
+        sf_diffs_record(sf_server_diffs(s), sh->route->name, sh->request_id,
                         (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, sh->method, sh->path,
                         legacy.status, fn.status, items, n, out.more + (out.ndiffs - n));
     }
@@ -650,8 +714,10 @@ static void maybe_end(sf_shadow *sh)
                                       sf_mono_sec());
         result = SF_STATS_SHADOW_ERROR;
     } else {
+        noise_lock(sh->srv->shadows);
         learn(sh); /* first, so that this very comparison knows the noise */
         result = compare(sh);
+        noise_unlock(sh->srv->shadows);
     }
     if (sh->has_log) {
         sh->log.shadow = sf_stats_shadow_result_name(result);

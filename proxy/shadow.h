@@ -7,6 +7,7 @@
 #define SF_SHADOW_H
 
 #include <event2/buffer.h>
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,8 +34,9 @@ typedef struct {
 } sf_shadow_params;
 
 /* Why this request is not shadowed (an sf_stats_shadow_reason), or -1 when it may be: the
- * in-flight caps, global and the route's. The caller counts the skip. */
-int sf_shadow_admit(sf_server *s, const sf_route *r, int slot);
+ * in-flight caps, global and the route's (r of rt's table), over all workers. The caller counts
+ * the skip. */
+int sf_shadow_admit(sf_server *s, const sf_runtime *rt, const sf_route *r, int slot);
 
 /* Starts a shadow: connects to the function and sends the head. Returns NULL when out of
  * memory (counted as an error). */
@@ -59,11 +61,16 @@ void sf_shadow_primary_body(sf_shadow *sh, struct evbuffer *src, size_t len);
  * caller must not use sh again. */
 void sf_shadow_primary_done(sf_shadow *sh, int ok, const sf_access_entry *log);
 
-/* Shadows of the whole server: created with it, destroyed with it (closing any in flight). */
-struct sf_shadows *sf_shadows_create(void);
+/* Shadows of one worker: created with it, destroyed with it (closing any in flight). shared:
+ * another thread reads the noise learned (sf_shadows_noise_collect). */
+struct sf_shadows *sf_shadows_create(int shared);
 void sf_shadows_destroy(struct sf_shadows *all);
 
-/* The noise paths learned for a stats slot (route), or NULL. */
+/* The noise paths learned for a stats slot (route), or NULL. The owner's thread only. */
 struct sf_noise *sf_shadows_noise(struct sf_shadows *all, int slot);
+
+/* Appends to the JSON array into the noise paths learned for route (strongest first) that it
+ * does not hold yet, until it holds max. Any thread. */
+void sf_shadows_noise_collect(struct sf_shadows *all, const char *route, json_t *into, size_t max);
 
 #endif

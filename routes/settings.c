@@ -432,12 +432,8 @@ int sf_settings_load(const char *path, sf_settings *s, sf_diags *d)
                     continue;
                 if (strcmp(w, "auto") == 0)
                     s->workers = 0;
-                else if (sf_yget_uint(&y, v, "workers", 1, 256, &n) == 0)
+                else if (sf_yget_uint(&y, v, "workers", 1, SF_WORKERS_MAX, &n) == 0)
                     s->workers = (int)n;
-                if (s->workers != 1)
-                    sf_ydoc_error(&y, v,
-                                  "this build runs one event-loop worker; "
-                                  "workers must be 1");
             } else if (strcmp(key, "limits") == 0) {
                 load_limits(&y, s, v);
             } else if (strcmp(key, "timeouts") == 0) {

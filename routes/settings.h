@@ -7,6 +7,9 @@
 
 #include "diag.h"
 
+/* The most event-loop threads workers may ask for. */
+#define SF_WORKERS_MAX 256
+
 typedef struct {
     char *address;            /* "host:port" as written */
     char *tls_cert, *tls_key; /* resolved paths, NULL without TLS */
@@ -27,7 +30,7 @@ typedef struct {
     char *admin_token_file;
     char *admin_token; /* read from admin_token_file at load; NULL without one */
     char *routes_file; /* resolved */
-    int workers;       /* 0 = auto (one per core) */
+    int workers;       /* 1..SF_WORKERS_MAX; 0 = auto (one per CPU the process may use) */
     uint64_t max_header_bytes, max_headers, max_body_bytes, max_connections;
     /* timeouts in milliseconds */
     uint64_t client_header_ms, client_body_ms, keepalive_ms, upstream_connect_ms,

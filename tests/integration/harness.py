@@ -173,6 +173,10 @@ class Proxy(Proc):
         self.admin_port = admin_port or free_port()
         self.conf = os.path.join(self.dir, "strangler.yaml")
         self.routes = os.path.join(self.dir, "routes.yaml")
+        # STRANGLER_TEST_WORKERS=N runs every test's proxy with N workers (a manual check that
+        # nothing depends on one event loop; tests that do, e.g. exact max_connections, differ)
+        if os.environ.get("STRANGLER_TEST_WORKERS") and "workers:" not in settings:
+            settings += f"workers: {int(os.environ['STRANGLER_TEST_WORKERS'])}\n"
         with open(self.conf, "w") as f:
             f.write(f"listen:\n  - address: 127.0.0.1:{port}\n"
                     f"admin:\n  address: 127.0.0.1:{self.admin_port}\n" + admin_extra +
