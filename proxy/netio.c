@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 int sf_addr_resolve(const char *host, unsigned port, struct sockaddr_storage *addr, socklen_t *len,
@@ -176,4 +177,69 @@ void sf_evbuffer_each(struct evbuffer *buf, size_t from, size_t len,
 void sf_evbuffer_append_fn(void *arg, const void *bytes, size_t n)
 {
     evbuffer_add(arg, bytes, n);
+}
+
+/* ---- timers ---- */
+
+static uint64_t coarse_ms(void)
+{
+    /* the clock libevent 2.1 runs its timers on (without EVENT_BASE_FLAG_PRECISE_TIMER) */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A duration in ms; a common timeout's tv_usec carries libevent's marks above its low 20 bits. */
+static uint64_t tv_ms(const struct timeval *tv)
+{
+    return (uint64_t)tv->tv_sec * 1000 + (uint64_t)(tv->tv_usec & 0xfffff) / 1000;
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    sf_timer *t = arg;
+    (void)fd;
+    (void)what;
+    t->fire_ms = 0;
+    if (t->due_ms == 0)
+        return; /* cancelled since it was set */
+    uint64_t now = coarse_ms();
+    if (now + SF_TIMER_SLACK_MS < t->due_ms) {
+        /* moved later since the event was added: wait for the rest */
+        uint64_t left = t->due_ms - now;
+        struct timeval tv = {(time_t)(left / 1000), (suseconds_t)((left % 1000) * 1000)};
+        t->fire_ms = t->due_ms;
+        event_add(&t->ev, &tv);
+        return;
+    }
+    t->due_ms = 0;
+    t->cb(t->arg);
+}
+
+void sf_timer_init(sf_timer *t, struct event_base *base, void (*cb)(void *arg), void *arg)
+{
+    evtimer_assign(&t->ev, base, on_timer, t);
+    t->due_ms = t->fire_ms = 0;
+    t->cb = cb;
+    t->arg = arg;
+}
+
+void sf_timer_set(sf_timer *t, const struct timeval *tv)
+{
+    if (tv == NULL) {
+        t->due_ms = 0; /* a pending event fires and finds nothing to do */
+        return;
+    }
+    uint64_t due = coarse_ms() + tv_ms(tv);
+    t->due_ms = due != 0 ? due : 1;
+    if (t->fire_ms != 0 && t->fire_ms <= t->due_ms)
+        return; /* fires no later than due, and sets itself again for the rest */
+    t->fire_ms = t->due_ms;
+    event_add(&t->ev, tv);
+}
+
+void sf_timer_stop(sf_timer *t)
+{
+    event_del(&t->ev);
+    t->due_ms = t->fire_ms = 0;
 }

@@ -4,6 +4,8 @@
 #define SF_NETIO_H
 
 #include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
 #include <sys/socket.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -11,6 +13,27 @@
 /* Bytes asked for per read: just under 64 KiB so an evbuffer chain (payload + header)
  * allocates exactly 64 KiB. */
 #define SF_READ_CHUNK (65536 - 256)
+
+/* A timeout that is cheap to move. Most timeouts are set again and again (each request restarts
+ * its client's and its upstream connection's) and never fire: moving a pending deadline later
+ * only writes the new deadline, and the event, firing at the old one, sets itself again for
+ * what is left (nginx's timers work the same way). An event_add per change costs ~250
+ * instructions, ~4 per request. A timer may fire up to SF_TIMER_SLACK_MS early. */
+#define SF_TIMER_SLACK_MS 5
+typedef struct {
+    struct event ev;
+    uint64_t due_ms;  /* when it expires (monotonic coarse clock); 0: not set */
+    uint64_t fire_ms; /* when the pending event fires; 0: none pending */
+    void (*cb)(void *arg);
+    void *arg;
+} sf_timer;
+
+void sf_timer_init(sf_timer *t, struct event_base *base, void (*cb)(void *arg), void *arg);
+/* Sets the timer to expire tv from now (a plain or a libevent common-timeout duration); NULL
+ * cancels it. */
+void sf_timer_set(sf_timer *t, const struct timeval *tv);
+/* Removes its event from the loop: before the timer's memory goes. */
+void sf_timer_stop(sf_timer *t);
 
 /* Resolves "host:port" or "[v6]:port" (numeric or a name) into addr. Returns 0, or -1 with a
  * reason in err. */

@@ -70,7 +70,8 @@ typedef struct {
 
 struct sf_client {
     int fd;
-    struct event rev, wev, tev;
+    struct event rev, wev;
+    sf_timer timer;
     struct evbuffer *in, *out;
     sf_server *srv;
     TAILQ_ENTRY(sf_client) link;
@@ -90,7 +91,7 @@ struct sf_client {
 static void on_client_read(evutil_socket_t fd, short what, void *arg);
 static void on_client_write(evutil_socket_t fd, short what, void *arg);
 static void on_tls_event(evutil_socket_t fd, short what, void *arg);
-static void on_client_timer(evutil_socket_t fd, short what, void *arg);
+static void on_client_timer(void *arg);
 static int client_advance(sf_client *c);
 static int client_flush(sf_client *c);
 static int finalize(sf_client *c, int status, const char *error);
@@ -164,10 +165,7 @@ static double ms_since(const struct timespec *from, const struct timespec *now)
 static void client_timer(sf_client *c, const struct timeval *tv)
 {
     c->timer_send = 0;
-    if (tv != NULL)
-        event_add(&c->tev, tv);
-    else
-        event_del(&c->tev);
+    sf_timer_set(&c->timer, tv);
 }
 
 static void client_pause_read(sf_client *c)
@@ -225,7 +223,7 @@ static void client_free(sf_client *c, int abort)
     exchange_reset(&c->x);
     event_del(&c->rev);
     event_del(&c->wev);
-    event_del(&c->tev);
+    sf_timer_stop(&c->timer);
     sf_tls_close(&c->tls, abort);
     if (abort)
         sf_close_abort(c->fd);
@@ -273,7 +271,7 @@ void sf_session_accept(sf_server *s, int fd, const struct sockaddr_storage *peer
         c->https = 1;
         c->tls.hs = 1;
     }
-    evtimer_assign(&c->tev, s->base, on_client_timer, c);
+    sf_timer_init(&c->timer, s->base, on_client_timer, c);
     TAILQ_INSERT_TAIL(&s->clients, c, link);
     s->nclients++;
     c->state = CS_HEAD;
@@ -589,6 +587,44 @@ static int named_in_connection(const sf_http_header *h, size_t nh, sf_slice name
     } while (0)
 #define PUTLIT(w, lit) PUT(w, lit, sizeof(lit) - 1)
 
+/* v in decimal at w (no NUL); returns the end. snprintf costs ~800 instructions a call, and
+ * every response head has a status and a length. */
+static char *put_dec(char *w, uint64_t v)
+{
+    char tmp[20];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    while (n > 0)
+        *w++ = tmp[--n];
+    return w;
+}
+
+/* v in lower-case hex at w (no NUL); returns the end. */
+static char *put_hex(char *w, uint64_t v)
+{
+    static const char hex[] = "0123456789abcdef";
+    char tmp[16];
+    int n = 0;
+    do {
+        tmp[n++] = hex[v & 15];
+        v >>= 4;
+    } while (v != 0);
+    while (n > 0)
+        *w++ = tmp[--n];
+    return w;
+}
+
+static char *put_content_length(char *w, int64_t len)
+{
+    PUTLIT(w, "Content-Length: ");
+    w = put_dec(w, (uint64_t)len);
+    PUTLIT(w, "\r\n");
+    return w;
+}
+
 static char *put_header(char *w, sf_slice name, sf_slice value)
 {
     PUT(w, name.p, name.len);
@@ -605,10 +641,10 @@ static size_t move_body(struct evbuffer *from, struct evbuffer *to, size_t n, in
 {
     size_t added = n;
     if (frame) {
-        char hdr[24];
-        int k = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
-        evbuffer_add(to, hdr, (size_t)k);
-        added += (size_t)k + 2;
+        char hdr[24], *e = put_hex(hdr, n);
+        PUTLIT(e, "\r\n");
+        evbuffer_add(to, hdr, (size_t)(e - hdr));
+        added += (size_t)(e - hdr) + 2;
     }
     evbuffer_remove_buffer(from, to, n);
     if (frame)
@@ -721,7 +757,7 @@ static char *write_head(sf_client *c, const sf_http_request *req, sf_slice targe
     if (x->req_chunked) {
         PUTLIT(w, "Transfer-Encoding: chunked\r\n");
     } else if (req->content_length >= 0) {
-        w += snprintf(w, 40, "Content-Length: %lld\r\n", (long long)req->content_length);
+        w = put_content_length(w, req->content_length);
     }
     PUTLIT(w, "\r\n");
     return w;
@@ -1656,11 +1692,9 @@ static void on_tls_event(evutil_socket_t fd, short what, void *arg)
         tls_writable(c);
 }
 
-static void on_client_timer(evutil_socket_t fd, short what, void *arg)
+static void on_client_timer(void *arg)
 {
     sf_client *c = arg;
-    (void)fd;
-    (void)what;
     if (c->timer_send && evbuffer_get_length(c->out) > 0) {
         sf_info("client %s did not read its response for the send timeout; closing", c->ip);
         if (c->x.active) {
@@ -1832,7 +1866,9 @@ static int relay_head(sf_client *c, const sf_http_response *resp, size_t head_le
     if (evbuffer_reserve_space(c->out, (ev_ssize_t)(head_len + 128), &v, 1) < 1)
         return -1;
     char *w = v.iov_base, *start = w;
-    w += snprintf(w, 32, "HTTP/1.1 %d ", resp->status);
+    PUTLIT(w, "HTTP/1.1 ");
+    w = put_dec(w, (uint64_t)resp->status);
+    PUTLIT(w, " ");
     PUT(w, resp->reason.p, resp->reason.len);
     PUTLIT(w, "\r\n");
     for (size_t i = 0; i < resp->num_headers; i++) {
@@ -1846,12 +1882,12 @@ static int relay_head(sf_client *c, const sf_http_response *resp, size_t head_le
     }
     switch (x->resp.mode) {
     case SF_HTTP_BODY_LENGTH:
-        w += snprintf(w, 40, "Content-Length: %lld\r\n", (long long)resp->content_length);
+        w = put_content_length(w, resp->content_length);
         break;
     case SF_HTTP_BODY_NONE:
         /* HEAD and 304 keep the length of the representation; 1xx and 204 have none. */
         if (resp->content_length >= 0 && resp->status != 204)
-            w += snprintf(w, 40, "Content-Length: %lld\r\n", (long long)resp->content_length);
+            w = put_content_length(w, resp->content_length);
         break;
     default:
         if (!x->http10) {

@@ -35,7 +35,7 @@ struct sf_pool {
 
 static void on_up_read(evutil_socket_t fd, short what, void *arg);
 static void on_up_write(evutil_socket_t fd, short what, void *arg);
-static void on_up_timer(evutil_socket_t fd, short what, void *arg);
+static void on_up_timer(void *arg);
 static void tls_on_read(evutil_socket_t fd, short what, void *arg);
 static void tls_on_write(evutil_socket_t fd, short what, void *arg);
 static int tls_new(sf_upconn *up);
@@ -100,7 +100,7 @@ static void upconn_free(sf_upconn *up, int abort)
 {
     event_del(&up->rev);
     event_del(&up->wev);
-    event_del(&up->tev);
+    sf_timer_stop(&up->timer);
     if (up->tls.ssl != NULL)
         tls_close(up, abort);
     if (abort)
@@ -137,7 +137,7 @@ sf_upconn *sf_pool_acquire(sf_pool *p, void *owner, const sf_upconn_ops *ops, in
     if (up != NULL) {
         TAILQ_REMOVE(&p->idle, up, idle_link);
         p->nidle--;
-        event_del(&up->tev);
+        sf_timer_set(&up->timer, NULL);
         up->owner = owner;
         up->ops = ops;
         up->reused = 1;
@@ -173,7 +173,7 @@ sf_upconn *sf_pool_acquire(sf_pool *p, void *owner, const sf_upconn_ops *ops, in
     if (p->ctx != NULL) {
         event_assign(&up->rev, p->base, fd, EV_READ | EV_PERSIST, tls_on_read, up);
         event_assign(&up->wev, p->base, fd, EV_WRITE | EV_PERSIST, tls_on_write, up);
-        evtimer_assign(&up->tev, p->base, on_up_timer, up);
+        sf_timer_init(&up->timer, p->base, on_up_timer, up);
         /* Even a connect done at once goes through the write event: the handshake then starts
          * on the loop, where its failure can be reported through on_connect. */
         up->connecting = 1;
@@ -183,7 +183,7 @@ sf_upconn *sf_pool_acquire(sf_pool *p, void *owner, const sf_upconn_ops *ops, in
     }
     event_assign(&up->rev, p->base, fd, EV_READ | EV_PERSIST, on_up_read, up);
     event_assign(&up->wev, p->base, fd, EV_WRITE | EV_PERSIST, on_up_write, up);
-    evtimer_assign(&up->tev, p->base, on_up_timer, up);
+    sf_timer_init(&up->timer, p->base, on_up_timer, up);
     if (in_progress) {
         up->connecting = 1;
         up->wev_on = 1;
@@ -214,7 +214,7 @@ void sf_pool_release(sf_upconn *up, int reusable)
     }
     if (up->tls.ssl != NULL)
         tls_idle(up);
-    event_add(&up->tev, &p->idle_tv);
+    sf_timer_set(&up->timer, &p->idle_tv);
     TAILQ_INSERT_HEAD(&p->idle, up, idle_link);
     p->nidle++;
 }
@@ -271,10 +271,7 @@ void sf_upconn_resume_read(sf_upconn *up)
 
 void sf_upconn_set_timer(sf_upconn *up, const struct timeval *tv)
 {
-    if (tv != NULL)
-        event_add(&up->tev, tv);
-    else
-        event_del(&up->tev);
+    sf_timer_set(&up->timer, tv);
 }
 
 static void idle_close(sf_upconn *up)
@@ -342,11 +339,9 @@ static void on_up_write(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static void on_up_timer(evutil_socket_t fd, short what, void *arg)
+static void on_up_timer(void *arg)
 {
     sf_upconn *up = arg;
-    (void)fd;
-    (void)what;
     if (up->owner == NULL) {
         idle_close(up);
         return;

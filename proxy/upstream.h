@@ -11,6 +11,7 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 
+#include "netio.h"
 #include "tls.h"
 
 typedef struct sf_pool sf_pool;
@@ -32,7 +33,8 @@ typedef struct {
 
 struct sf_upconn {
     int fd;
-    struct event rev, wev, tev;
+    struct event rev, wev;
+    sf_timer timer;
     struct evbuffer *in, *out;
     sf_pool *pool;
     void *owner; /* NULL while idle in the pool */
