@@ -31,6 +31,26 @@ static int value_char(unsigned char c)
     return c >= 0x20 ? c != 0x7f : c == '\t';
 }
 
+/* The end of the field-value bytes from p: the first byte that is not value_char, or end. Eight
+ * bytes at a time while none is a control byte (< 0x20, HTAB included: the byte loop takes
+ * those) or DEL; values are most of a head's bytes. */
+static const char *scan_value(const char *p, const char *end)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    while (end - p >= 8) {
+        uint64_t x, d;
+        memcpy(&x, p, 8);
+        d = x ^ (0x7f * ones);
+        /* a byte below 0x20, or a zero byte of d (a DEL): exact for "none" */
+        if ((((x - 0x20 * ones) & ~x) | ((d - ones) & ~d)) & highs)
+            break;
+        p += 8;
+    }
+    while (p < end && value_char((unsigned char)*p))
+        p++;
+    return p;
+}
+
 /* unreserved / sub-delims (RFC 3986 §2.2-2.3): the bytes of a reg-name or IPv4address besides
  * pct-encoded triplets, and with ':' those of an IP-literal. */
 static int host_char(unsigned char c)
@@ -228,8 +248,7 @@ static ssize_t parse_headers(const char *p, const char *end, sf_http_header *hea
         while (p < end && (*p == ' ' || *p == '\t'))
             p++;
         const char *value = p;
-        while (p < end && value_char((unsigned char)*p))
-            p++;
+        p = scan_value(p, end);
         if (p + 1 >= end || p[0] != '\r' || p[1] != '\n')
             return SF_HTTP_E_HEADER; /* control byte, bare CR or bare LF inside the line */
         const char *vend = p;
