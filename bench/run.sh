@@ -16,7 +16,11 @@
 # between targets (a b c d a b c d ...), each preceded by a short warm-up, and
 # every figure is the median over the rounds. The proxy's CPU time comes from
 # /proc/PID/stat (utime+stime of the process and its children) before and
-# after each run.
+# after each run; its peak RSS from VmHWM in /proc/PID/status, reset through
+# /proc/PID/clear_refs after the warm-up (nginx: its worker, not the master;
+# without clear_refs: the largest VmRSS sampled every 0.1 s). strangler's
+# req/s, p99, CPU per request and peak RSS are also given as ratios to the
+# better of nginx and HAProxy in the same round, against issue 8's goals.
 #
 # Shadow cost (DESIGN §4 shadow, §5 step 6): json-c50 GETs a 1.7 KB JSON
 # document (bench/data/order.json) through a route with no shadow;
@@ -34,18 +38,45 @@
 # proxying of the same document). The report gives strangler's CPU per request
 # with the shadow / without, primary p99, and the route's shadow counters.
 #
+# workers: 1 against workers: auto: workers1-json-shadow-c50 /
+# workersauto-json-shadow-c50 (the shadowed JSON route, where the proxy and not
+# the load side is the bottleneck) and workers1-get100-c50 /
+# workersauto-get100-c50 run against two more strangler processes (targets
+# strangler-w1 and strangler-wauto, started when such a workload is selected and
+# strangler is a target), with `workers: 1` and `workers: $BENCH_WORKERS_AUTO`.
+# These are NOT pinned: the proxy, wrk (one thread per CPU) and, for these
+# runs, the upstream may use every CPU. The report gives req/s, CPU µs/req and
+# p99 of both, their ratio, and what limited each (proxy, load side, all CPUs).
+# A strangler that refuses the setting at start is reported as not measured,
+# with its error.
+#
+# Memory per idle keep-alive client connection: after the runs, strangler,
+# nginx and HAProxy are each started afresh and bench/idle_mem.py opens
+# $BENCH_IDLE_CONNS connections, one GET /100 on each, keeps them open and
+# reads the proxy's VmRSS, RssAnon (heap + anonymous mappings) and [heap]
+# before and after: KiB per connection (goal: <= 4 KiB of proxy heap).
+#
 # Output: a markdown report on stdout, also written to bench/out/latest.md
-# (raw per-run figures in bench/out/latest.tsv). Progress goes to stderr.
+# (raw per-run figures in bench/out/latest.tsv), headed by the machine's
+# description (CPU, cores, RAM, kernel, distro, versions, git commit) and how
+# it was run. A run of every default target and workload (with the idle
+# measurement) also writes it to bench/RESULTS.md. Progress goes to stderr.
 #
 # Environment (defaults in brackets):
 #   BENCH_DURATION  seconds per measured run [4]
 #   BENCH_WARMUP    seconds of warm-up before each measured run, 0 = none [1]
 #   BENCH_ROUNDS    rounds; the median is reported [3]
-#   BENCH_THREADS   wrk threads [1]
+#   BENCH_THREADS   wrk threads [1] (the unpinned workers pair: at least one per CPU)
 #   BENCH_TARGETS   subset/order of: direct strangler nginx haproxy [all four]
 #   BENCH_WORKLOADS subset of: get100-c50 get100-c200 get64k-c50 get64k-c200
 #                   post1m-c50 post1m-c200 json-c50 json-shadow-c50
-#                   json-paced-c50 json-shadow-paced-c50 [all but post1m-c200]
+#                   json-paced-c50 json-shadow-paced-c50
+#                   workers1-json-shadow-c50 workersauto-json-shadow-c50
+#                   workers1-get100-c50 workersauto-get100-c50 [all but post1m-c200]
+#   BENCH_WORKERS_AUTO  the workers setting of strangler-wauto [auto]
+#                   (BENCH_WORKERS_AUTO=1 checks the pair's plumbing on a build without workers)
+#   BENCH_IDLE_CONNS    idle keep-alive connections per proxy, 0 = skip that measurement [5000]
+#                   (the script raises its open-files limit to 2N+1024 if the hard limit allows)
 #   BENCH_CPU_PROXY / BENCH_CPU_LOAD   CPUs for the proxy / for wrk+upstream [1 / 0]
 #   BENCH_OTHER_MAX a run during which other processes used more than this
 #                   share of a core (%) on the target's CPUs is repeated (twice
@@ -53,10 +84,13 @@
 #   BENCH_RETRIES   at most this many such repeats in the whole benchmark [6]
 #   BENCH_KEEP=1    keep the temp dir (configs, logs, wrk output) after the run
 #   BENCH_OUT       report path [bench/out/latest.md]
+#   BENCH_RESULTS   unset: bench/RESULTS.md after a full run only; a path: write the
+#                   report there whatever the run covered; none: never
 #   STRANGLER NGINX HAPROXY WRK   binaries [bin/strangler /usr/sbin/nginx
 #                   /usr/sbin/haproxy wrk]
-# With defaults: (6 workloads x 4 targets + 3 strangler-only workloads) x 3
-# rounds x (4+1) s, about 7.5 min.
+# With defaults: (6 workloads x 4 targets + 3 strangler-only workloads + 4
+# workers-pair runs) x 3 rounds x (4+1) s, plus the idle connections (about 5 s
+# per proxy) and start-up: about 9 min (up to 10 with the repeats of disturbed runs).
 
 set -u -o pipefail
 
@@ -67,33 +101,40 @@ DURATION=${BENCH_DURATION:-4}
 WARMUP=${BENCH_WARMUP:-1}
 ROUNDS=${BENCH_ROUNDS:-3}
 THREADS=${BENCH_THREADS:-1}
-TARGETS=${BENCH_TARGETS:-direct strangler nginx haproxy}
-WORKLOADS=${BENCH_WORKLOADS:-get100-c50 get100-c200 get64k-c50 get64k-c200 post1m-c50 json-c50 json-shadow-c50 json-paced-c50 json-shadow-paced-c50}
+DEFAULT_TARGETS="direct strangler nginx haproxy"
+DEFAULT_WORKLOADS="get100-c50 get100-c200 get64k-c50 get64k-c200 post1m-c50 json-c50 json-shadow-c50 json-paced-c50 json-shadow-paced-c50 workers1-json-shadow-c50 workersauto-json-shadow-c50 workers1-get100-c50 workersauto-get100-c50"
+TARGETS=${BENCH_TARGETS:-$DEFAULT_TARGETS}
+WORKLOADS=${BENCH_WORKLOADS:-$DEFAULT_WORKLOADS}
+IDLE_CONNS=${BENCH_IDLE_CONNS:-5000}
+WORKERS_AUTO=${BENCH_WORKERS_AUTO:-auto}
 CPU_PROXY=${BENCH_CPU_PROXY:-1}
 CPU_LOAD=${BENCH_CPU_LOAD:-0}
 KEEP=${BENCH_KEEP:-0}
 OTHER_MAX=${BENCH_OTHER_MAX:-20}
 RETRY_BUDGET=${BENCH_RETRIES:-6}
 OUT=${BENCH_OUT:-$BENCH_DIR/out/latest.md}
+RESULTS=${BENCH_RESULTS-} # unset/empty: bench/RESULTS.md after a full run; a path: always; none: never
 STRANGLER=${STRANGLER:-$ROOT/bin/strangler}
 NGINX=${NGINX:-/usr/sbin/nginx}
 HAPROXY=${HAPROXY:-/usr/sbin/haproxy}
 WRK=${WRK:-wrk}
 WRK_TIMEOUT=5s    # per-request timeout inside wrk
 # The script works in its temp dir: make paths given relative to here absolute.
-for v in STRANGLER NGINX HAPROXY WRK OUT; do
+for v in STRANGLER NGINX HAPROXY WRK OUT RESULTS; do
 	[[ ${!v} == */* && ${!v} != /* ]] && printf -v "$v" '%s/%s' "$PWD" "${!v}"
 done
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
-for v in DURATION WARMUP ROUNDS THREADS CPU_PROXY CPU_LOAD OTHER_MAX RETRY_BUDGET; do
+for v in DURATION WARMUP ROUNDS THREADS CPU_PROXY CPU_LOAD OTHER_MAX RETRY_BUDGET IDLE_CONNS; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "BENCH_$v must be a non-negative integer (got '${!v}')"
 done
 ((DURATION >= 1)) || die "BENCH_DURATION must be at least 1"
 ((ROUNDS >= 1)) || die "BENCH_ROUNDS must be at least 1"
 ((THREADS >= 1)) || die "BENCH_THREADS must be at least 1"
+[[ $WORKERS_AUTO =~ ^[A-Za-z0-9]+$ ]] || die "BENCH_WORKERS_AUTO must be a number or auto (got '$WORKERS_AUTO')"
+BENCH_START=$SECONDS
 
 # ---------------------------------------------------------------- workloads
 JSON_DOC=$BENCH_DIR/data/order.json JSON_ALT=$BENCH_DIR/data/order-reordered.json
@@ -112,6 +153,17 @@ def_wl json-c50 "GET JSON 1.7 KB, 50 conns" /json 50 0 "$JSON_BYTES"
 def_wl json-shadow-c50 "GET JSON 1.7 KB + shadow, 50 conns" /json-shadow 50 0 "$JSON_BYTES"
 def_wl json-paced-c50 "GET JSON 1.7 KB, 50 conns paced" /json 50 0 "$JSON_BYTES"
 def_wl json-shadow-paced-c50 "GET JSON 1.7 KB + shadow, 50 conns paced" /json-shadow 50 0 "$JSON_BYTES"
+# workers: 1 against workers: auto (BENCH_WORKERS_AUTO): two more strangler processes, the
+# targets strangler-w1 and strangler-wauto, NOT pinned (every CPU for the proxy, for wrk and,
+# during these runs, for the upstream): workers need cores, and on a machine of two, pinning
+# the proxy to one leaves them none. The shadowed JSON route is the workload where the proxy,
+# not the load side, is the bottleneck (the proxy spends about three times the load side's CPU
+# per request there); GET 100 B is the plain-proxying pair.
+def_wl workers1-json-shadow-c50 "GET JSON 1.7 KB + shadow, 50 conns" /json-shadow 50 0 "$JSON_BYTES"
+def_wl workersauto-json-shadow-c50 "GET JSON 1.7 KB + shadow, 50 conns" /json-shadow 50 0 "$JSON_BYTES"
+def_wl workers1-get100-c50 "GET 100 B, 50 conns" /100 50 0 100
+def_wl workersauto-get100-c50 "GET 100 B, 50 conns" /100 50 0 100
+WORKERS_PAIRS=("workers1-json-shadow-c50 workersauto-json-shadow-c50" "workers1-get100-c50 workersauto-get100-c50")
 # Paced: each connection waits this many ms on average after a response (bench/wrk-paced.lua),
 # about 4,500 req/s in all, so that the shadowed route's primary latency is compared with the
 # proxy below saturation, not with its queue.
@@ -121,7 +173,14 @@ declare -A WL_DELAY=([json-paced-c50]=$PACE_MS [json-shadow-paced-c50]=$PACE_MS)
 # baseline), and the targets that can run a workload (default: all).
 SHADOW_ROUTE=json-shadow
 SHADOW_PAIRS=("json-shadow-c50 json-c50" "json-shadow-paced-c50 json-paced-c50")
-declare -A WL_ONLY=([json-shadow-c50]=strangler [json-paced-c50]=strangler [json-shadow-paced-c50]=strangler)
+# A workload runs on the targets of BENCH_TARGETS unless WL_ONLY names others.
+declare -A WL_ONLY=([json-shadow-c50]=strangler [json-paced-c50]=strangler [json-shadow-paced-c50]=strangler
+	[workers1-json-shadow-c50]=strangler-w1 [workersauto-json-shadow-c50]=strangler-wauto
+	[workers1-get100-c50]=strangler-w1 [workersauto-get100-c50]=strangler-wauto)
+# Workloads run unpinned (the workers pair): every CPU for the proxy, wrk (with a thread per
+# CPU, at least BENCH_THREADS) and the upstream.
+declare -A WL_UNPINNED=([workers1-json-shadow-c50]=1 [workersauto-json-shadow-c50]=1
+	[workers1-get100-c50]=1 [workersauto-get100-c50]=1)
 declare -A WL_NA=(
 	[json-shadow-c50]="only strangler shadows and compares (the ${WL_LABEL[json-c50]} row is this target's plain proxying of the same document)"
 	[json-shadow-paced-c50]="only strangler shadows and compares"
@@ -129,14 +188,27 @@ declare -A WL_NA=(
 )
 # Workloads of one group alternate within each round, so that their ratios compare runs
 # seconds apart.
-declare -A WL_GROUP=([json-c50]=json [json-shadow-c50]=json [json-paced-c50]=json [json-shadow-paced-c50]=json)
+declare -A WL_GROUP=([json-c50]=json [json-shadow-c50]=json [json-paced-c50]=json [json-shadow-paced-c50]=json
+	[workers1-json-shadow-c50]=workers-json [workersauto-json-shadow-c50]=workers-json
+	[workers1-get100-c50]=workers-get100 [workersauto-get100-c50]=workers-get100)
+# Per workload: req/s strangler must reach against the better of nginx and HAProxy (issue 8),
+# and whether its p99 must be no worse than that peer's.
+declare -A WL_GOAL=([get100-c50]=1.10 [get100-c200]=1.10 [get64k-c50]=1.10 [get64k-c200]=1.10
+	[post1m-c50]=1.00 [post1m-c200]=1.00 [json-c50]=1.00)
+declare -A WL_GOAL_P99=([get100-c50]=1 [get100-c200]=1 [get64k-c50]=1 [get64k-c200]=1)
 for w in $WORKLOADS; do
 	[[ -n ${WL_PATH[$w]:-} ]] || die "unknown workload '$w' (known: ${!WL_PATH[*]})"
 	((WL_CONNS[$w] >= THREADS)) || die "workload $w: fewer connections than wrk threads"
 done
-declare -A TARGET_LABEL=([direct]=direct [strangler]=strangler [nginx]=nginx [haproxy]=HAProxy)
+declare -A TARGET_LABEL=([direct]=direct [strangler]=strangler [nginx]=nginx [haproxy]=HAProxy
+	[strangler-w1]="strangler, workers: 1" [strangler-wauto]="strangler, workers: $WORKERS_AUTO")
 for t in $TARGETS; do
-	[[ -n ${TARGET_LABEL[$t]:-} ]] || die "unknown target '$t' (known: direct strangler nginx haproxy)"
+	[[ " $DEFAULT_TARGETS " == *" $t "* ]] || die "unknown target '$t' (known: direct strangler nginx haproxy)"
+done
+# The workers pair's two strangler processes: started when a workers workload is selected.
+WORKER_TARGETS=()
+for w in $WORKLOADS; do
+	[[ -n ${WL_UNPINNED[$w]:-} && " ${WORKER_TARGETS[*]} " != *" ${WL_ONLY[$w]} "* ]] && WORKER_TARGETS+=("${WL_ONLY[$w]}")
 done
 
 # ---------------------------------------------------------------- tools
@@ -159,6 +231,14 @@ if [[ " $TARGETS " == *" strangler "* && ! -x $STRANGLER ]]; then
 	SKIP[strangler]="$STRANGLER not built (make)"
 	say "missing: ${SKIP[strangler]}; skipping that target"
 fi
+PYTHON=$(command -v python3 || true)
+IDLE_SKIP= # why the idle-connection memory is not measured
+if ((IDLE_CONNS == 0)); then
+	IDLE_SKIP="BENCH_IDLE_CONNS=0"
+elif [[ -z $PYTHON ]]; then
+	IDLE_SKIP="python3 not found (apt-get install python3)"
+	say "missing: $IDLE_SKIP; the idle-connection memory is not measured"
+fi
 
 NCPU=$(nproc 2>/dev/null || echo 1)
 if ((CPU_PROXY >= NCPU || CPU_LOAD >= NCPU)); then
@@ -168,7 +248,26 @@ fi
 SETSID=$(command -v setsid || true)
 PIN_PROXY=(taskset -c "$CPU_PROXY")
 PIN_LOAD=(taskset -c "$CPU_LOAD")
+ALL_CPUS=0-$((NCPU - 1))
 CLK_TCK=$(getconf CLK_TCK)
+
+# Descriptors: each idle connection costs the proxy one and the client one; the proxies
+# inherit this limit. Raise the soft limit as far as the hard one allows.
+want_nofile=$((2 * IDLE_CONNS + 1024))
+if [[ $(ulimit -Sn) != unlimited ]] && (($(ulimit -Sn) < want_nofile)); then
+	hard=$(ulimit -Hn)
+	[[ $hard != unlimited ]] && ((hard < want_nofile)) && want_nofile=$hard
+	ulimit -Sn "$want_nofile" 2>/dev/null || say "warning: could not raise the open-files limit to $want_nofile"
+fi
+
+# Peak RSS: writing 5 to /proc/PID/clear_refs resets VmHWM to the current RSS (Linux 4.0+;
+# the process's owner or root). Tried on this shell; without it, a sampler polls VmRSS.
+CLEAR_REFS=0
+if echo 5 2>/dev/null >"/proc/$$/clear_refs"; then
+	CLEAR_REFS=1
+else
+	say "warning: /proc/PID/clear_refs is not writable: peak RSS is the largest VmRSS sampled every 0.1 s"
+fi
 
 # ---------------------------------------------------------------- processes
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/strangler-bench.XXXXXX") || die "mktemp failed"
@@ -200,6 +299,7 @@ cleanup() {
 	local i
 	trap - EXIT INT TERM
 	[[ -n $WRK_JOB ]] && kill_tree "$WRK_JOB"
+	[[ -n ${RSS_SAMPLER:-} ]] && kill "$RSS_SAMPLER" 2>/dev/null
 	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill_tree "${PIDS[i]}"; done
 	if [[ $KEEP == 1 ]]; then say "temp dir kept: $TMP"; else rm -rf "$TMP"; fi
 }
@@ -266,10 +366,12 @@ spawn() {
 
 log_tail() { sed -n '1,200p' "$TMP/$1.log" 2>/dev/null | tail -n 15 | sed 's/^/    | /' >&2; }
 
-read -r UP_PORT STR_PORT STR_ADMIN NGX_PORT HAP_PORT <<<"$(free_ports 5)"
-[[ -n ${HAP_PORT:-} ]] || die "could not find free ports on 127.0.0.1"
+read -r UP_PORT STR_PORT STR_ADMIN NGX_PORT HAP_PORT W1_PORT W1_ADMIN WA_PORT WA_ADMIN <<<"$(free_ports 9)"
+[[ -n ${WA_ADMIN:-} ]] || die "could not find free ports on 127.0.0.1"
 
-declare -A PORT=([direct]=$UP_PORT [strangler]=$STR_PORT [nginx]=$NGX_PORT [haproxy]=$HAP_PORT)
+declare -A PORT=([direct]=$UP_PORT [strangler]=$STR_PORT [nginx]=$NGX_PORT [haproxy]=$HAP_PORT
+	[strangler-w1]=$W1_PORT [strangler-wauto]=$WA_PORT)
+declare -A ADMIN=([strangler]=$STR_ADMIN [strangler-w1]=$W1_ADMIN [strangler-wauto]=$WA_ADMIN)
 declare -A PID # target -> PID of the proxy process (direct: none)
 
 nginx_dirs() { mkdir -p "$1/tmp" "$1/www"; }
@@ -297,7 +399,8 @@ upstream_accepts() { # connections the upstream has accepted so far
 
 # --- proxies
 start_target() { # TARGET: start it, set PID[TARGET]; on failure set SKIP[TARGET]
-	local t=$1 d=$TMP/$1
+	local t=$1 d=$TMP/$1 cpus=$CPU_PROXY
+	[[ $t == strangler-w* ]] && cpus=$ALL_CPUS # the workers pair: not pinned
 	case $t in
 	direct) return 0 ;;
 	nginx)
@@ -318,11 +421,14 @@ start_target() { # TARGET: start it, set PID[TARGET]; on failure set SKIP[TARGET
 		fi
 		spawn haproxy "${PIN_PROXY[@]}" "$HAPROXY" -db -f "$d/haproxy.cfg"
 		;;
-	strangler)
+	strangler | strangler-w1 | strangler-wauto)
+		local workers=1
+		[[ $t == strangler-wauto ]] && workers=$WORKERS_AUTO
 		mkdir -p "$d"
-		render "$BENCH_DIR/strangler.yaml.in" "$d/strangler.yaml" PORT="$STR_PORT" ADMIN_PORT="$STR_ADMIN"
+		render "$BENCH_DIR/strangler.yaml.in" "$d/strangler.yaml" PORT="${PORT[$t]}" ADMIN_PORT="${ADMIN[$t]}" \
+			WORKERS="$workers"
 		render "$BENCH_DIR/routes.yaml.in" "$d/routes.yaml" UPSTREAM_PORT="$UP_PORT"
-		spawn strangler "${PIN_PROXY[@]}" "$STRANGLER" run -c "$d/strangler.yaml"
+		spawn "$t" taskset -c "$cpus" "$STRANGLER" run -c "$d/strangler.yaml"
 		;;
 	esac
 	PID[$t]=$SPAWNED
@@ -332,12 +438,17 @@ start_target() { # TARGET: start it, set PID[TARGET]; on failure set SKIP[TARGET
 		else
 			SKIP[$t]="exited at start"
 		fi
+		# the error it gave, if any, into the report
+		local last
+		last=$(grep -v '^[[:space:]]*$' "$TMP/$t.log" 2>/dev/null | tail -n 3 | sed "s|$TMP/||g" | paste -sd'\t' - |
+			sed 's/\t/ — /g' | cut -c 1-400)
+		[[ -n $last ]] && SKIP[$t]+=": $last"
 		say "$t: ${SKIP[$t]}; log:"
 		log_tail "$t"
 		kill_tree "$SPAWNED"
 		return 1
 	fi
-	say "$t on 127.0.0.1:${PORT[$t]} (pid $SPAWNED, CPU $CPU_PROXY)"
+	say "$t on 127.0.0.1:${PORT[$t]} (pid $SPAWNED, CPU $cpus)"
 }
 
 ACTIVE=()
@@ -345,18 +456,29 @@ for t in $TARGETS; do
 	[[ -n ${SKIP[$t]:-} ]] && continue
 	if start_target "$t"; then ACTIVE+=("$t"); else say "skipping $t: ${SKIP[$t]}"; fi
 done
+for t in "${WORKER_TARGETS[@]}"; do
+	if [[ " $TARGETS " != *" strangler "* ]]; then
+		SKIP[$t]="strangler is not among the targets (BENCH_TARGETS)"
+	elif [[ -n ${SKIP[strangler]:-} ]]; then
+		SKIP[$t]=${SKIP[strangler]}
+	elif start_target "$t"; then
+		ACTIVE+=("$t")
+		continue
+	fi
+	say "skipping $t: ${SKIP[$t]}"
+done
 
 # --- correctness check of every (target, workload) before measuring it
 POSTBODY=$TMP/post.body
 head -c 1048576 /dev/zero | tr '\0' 'x' >"$POSTBODY"
 declare -A BAD # "target workload" -> why it is not measured ("n/a: ..." when it cannot be)
 
-# shadow_counters ROUTE: strangler's shadow counters of ROUTE from its /stats as
-# "requests=N match=N mismatch=N noise=N skipped=N error=N" followed by the
-# non-zero reasons (e.g. primary_failed=N); nothing when /stats cannot be read.
+# shadow_counters ROUTE [TARGET]: a strangler target's (default strangler) shadow counters
+# of ROUTE from its /stats as "requests=N match=N mismatch=N noise=N skipped=N error=N"
+# followed by the non-zero reasons (e.g. primary_failed=N); nothing when /stats cannot be read.
 shadow_counters() {
 	local j sh k v kv fields=()
-	j=$(curl -s --max-time 5 "http://127.0.0.1:$STR_ADMIN/stats" | tr -d ' \t\r\n')
+	j=$(curl -s --max-time 5 "http://127.0.0.1:${ADMIN[${2:-strangler}]}/stats" | tr -d ' \t\r\n')
 	[[ $j == *'"name":"'"$1"'"'*'"shadow":{'* ]] || return 0
 	# From that route's object on, its first "shadow" object is its own; that object
 	# ends where its last member, errors_by, does ("}}").
@@ -382,13 +504,13 @@ counter() { # NAME "k=v k=v ...": the value of NAME, empty when absent
 
 check_pair() { # TARGET WORKLOAD
 	local t=$1 w=$2 url got args=() before after i
-	if [[ -n ${WL_ONLY[$w]:-} && " ${WL_ONLY[$w]} " != *" $t "* ]]; then
+	if [[ " ${WL_ONLY[$w]:-$TARGETS} " != *" $t "* ]]; then
 		BAD["$t $w"]="n/a: ${WL_NA[$w]:-not run for this target}"
 		return
 	fi
 	url=http://127.0.0.1:${PORT[$t]}${WL_PATH[$w]}
 	((WL_BODY[$w] > 0)) && args=(-H 'Expect:' -H 'Content-Type: application/octet-stream' --data-binary "@$POSTBODY")
-	[[ ${WL_PATH[$w]} == /$SHADOW_ROUTE ]] && before=$(shadow_counters "$SHADOW_ROUTE")
+	[[ ${WL_PATH[$w]} == /$SHADOW_ROUTE ]] && before=$(shadow_counters "$SHADOW_ROUTE" "$t")
 	got=$(curl -s -o /dev/null --max-time 10 -w '%{http_code} %{size_download}' "${args[@]}" "$url")
 	if [[ $got != "200 ${WL_EXPECT[$w]}" ]]; then
 		BAD["$t $w"]="check failed: expected '200 ${WL_EXPECT[$w]}' (status, body bytes), got '${got:-nothing}'"
@@ -398,7 +520,7 @@ check_pair() { # TARGET WORKLOAD
 	[[ ${WL_PATH[$w]} == /$SHADOW_ROUTE ]] || return
 	# The shadow is compared after the client has its answer: wait for the count.
 	for ((i = 0; i < 30; i++)); do
-		after=$(shadow_counters "$SHADOW_ROUTE")
+		after=$(shadow_counters "$SHADOW_ROUTE" "$t")
 		[[ $(counter match "$after") != "$(counter match "$before")" ||
 			$(counter mismatch "$after") != "$(counter mismatch "$before")" ||
 			$(counter error "$after") != "$(counter error "$before")" ]] && break
@@ -422,18 +544,82 @@ proc_ticks() { # PID: utime+stime (clock ticks) of PID and its descendants
 	done
 	echo "$sum"
 }
-cpu_jiffies() { # CPU -> "busy total" jiffies of that CPU from /proc/stat (user..steal)
-	awk -v c="cpu$1" '$1 == c { t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6, t }' /proc/stat
+cpu_jiffies() { # CPU|all -> "busy total" jiffies of that CPU (all: every CPU) from /proc/stat (user..steal)
+	local c="cpu$1"
+	[[ $1 == all ]] && c=cpu
+	awk -v c="$c" '$1 == c { t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6, t }' /proc/stat
+}
+
+# serving_pids TARGET: the processes whose memory is the proxy's: nginx's worker(s) (the
+# master, which proxies nothing, is left out); strangler and HAProxy (-db: no master) are
+# one process. Comma-separated.
+serving_pids() {
+	local pid=${PID[$1]:-} ps
+	[[ -n $pid ]] || return 0
+	ps=$(descendants "$pid")
+	[[ $1 == nginx && $(wc -l <<<"$ps") -gt 1 ]] && ps=$(tail -n +2 <<<"$ps")
+	echo "$ps" | paste -sd, -
+}
+status_kib() { # FIELD PID,PID...: the sum of /proc/PID/status FIELD (kB), empty if unreadable
+	local p v sum=0 ps
+	IFS=, read -r -a ps <<<"$2"
+	for p in "${ps[@]}"; do
+		v=$(awk -v f="$1:" '$1 == f { print $2 }' "/proc/$p/status" 2>/dev/null)
+		[[ -n $v ]] || return 0
+		sum=$((sum + v))
+	done
+	echo "$sum"
+}
+# peak_reset PIDS: start a peak-RSS interval: VmHWM reset, or (no clear_refs) a sampler in
+# the background keeping the largest VmRSS sum in $TMP/rss.max.
+RSS_SAMPLER=
+peak_reset() {
+	local p ps
+	IFS=, read -r -a ps <<<"$1"
+	if ((CLEAR_REFS)); then
+		for p in "${ps[@]}"; do echo 5 2>/dev/null >"/proc/$p/clear_refs"; done
+		return
+	fi
+	(
+		max=0
+		while :; do
+			v=$(status_kib VmRSS "$1")
+			[[ -n $v ]] && ((v > max)) && max=$v && echo "$max" >"$TMP/rss.max"
+			sleep 0.1
+		done
+	) &
+	RSS_SAMPLER=$!
+}
+peak_read() { # PIDS: the peak RSS (KiB) since peak_reset
+	if ((CLEAR_REFS)); then
+		status_kib VmHWM "$1"
+		return
+	fi
+	[[ -n $RSS_SAMPLER ]] && kill "$RSS_SAMPLER" 2>/dev/null && wait "$RSS_SAMPLER" 2>/dev/null
+	RSS_SAMPLER=
+	cat "$TMP/rss.max" 2>/dev/null
+	rm -f "$TMP/rss.max"
+}
+
+# pin_upstream CPUS: move the upstream nginx (master, worker, all threads) to CPUS.
+pin_upstream() {
+	local p
+	for p in $(descendants "$UP_PID"); do taskset -a -p -c "$1" "$p" >/dev/null 2>&1; done
+}
+
+wrk_threads() { # WORKLOAD: wrk's threads for it (unpinned: one per CPU, at least BENCH_THREADS)
+	if [[ -n ${WL_UNPINNED[$1]:-} ]] && ((NCPU > THREADS)); then echo "$NCPU"; else echo "$THREADS"; fi
 }
 
 run_wrk() { # TARGET WORKLOAD SECONDS OUTFILE: wrk's output, then "WRKCPU seconds" (user+sys)
-	local t=$1 w=$2 d=$3 out=$4
+	local t=$1 w=$2 d=$3 out=$4 cpus=$CPU_LOAD
 	local script=$BENCH_DIR/wrk.lua
 	[[ -n ${WL_DELAY[$w]:-} ]] && script=$BENCH_DIR/wrk-paced.lua
+	[[ -n ${WL_UNPINNED[$w]:-} ]] && cpus=$ALL_CPUS
 	(
 		WRK_BODY_BYTES=${WL_BODY[$w]} WRK_DELAY_MS=${WL_DELAY[$w]:-} WRK_BASE_SCRIPT=$BENCH_DIR/wrk.lua \
-			timeout -k 2 $((d + 20)) "${PIN_LOAD[@]}" "$WRK" \
-			-t"$THREADS" -c"${WL_CONNS[$w]}" -d"${d}s" --timeout "$WRK_TIMEOUT" -s "$script" \
+			timeout -k 2 $((d + 20)) taskset -c "$cpus" "$WRK" \
+			-t"$(wrk_threads "$w")" -c"${WL_CONNS[$w]}" -d"${d}s" --timeout "$WRK_TIMEOUT" -s "$script" \
 			"http://127.0.0.1:${PORT[$t]}${WL_PATH[$w]}" >"$out" 2>&1
 		times >"$out.times" # this subshell's children: timeout -> wrk (no fork in between)
 	) </dev/null &
@@ -448,35 +634,64 @@ run_wrk() { # TARGET WORKLOAD SECONDS OUTFILE: wrk's output, then "WRKCPU second
 
 calc() { awk "BEGIN { printf \"$1\", ($2) }"; } # calc FORMAT EXPR
 
+# results.tsv: one line per kept run; the report's functions address columns by number.
+#  1 workload  2 target  3 round  4 req_s  5 p50_us  6 p99_us  7 cpu_us_req (proxy)
+#  8 proxy_cpu_pct (of one core)  9 load_cpu_pct (CPU_LOAD busy)  10 errors
+# 11 upstream_conns (new)  12 other_cpu_pct  13 peak_rss_kib (proxy)
+# 14 load_side_pct (wrk + upstream, of one core)  15 all_cpus_busy_pct (of one core: NCPU*100 = all)
+# 16 upstream_pct  17 wrk_pct (both of one core)  18 load_us_req (wrk + upstream CPU per request)
 RAW=$TMP/results.tsv
-printf 'workload\ttarget\tround\treq_s\tp50_us\tp99_us\tcpu_us_req\tproxy_cpu_pct\tload_cpu_pct\terrors\tupstream_conns\tother_cpu_pct\n' >"$RAW"
+printf '%s\n' "workload	target	round	req_s	p50_us	p99_us	cpu_us_req	proxy_cpu_pct	load_cpu_pct	errors	upstream_conns	other_cpu_pct	peak_rss_kib	load_side_pct	all_cpus_busy_pct	upstream_pct	wrk_pct	load_us_req" >"$RAW"
 
 nruns=0
 for w in $WORKLOADS; do for t in "${ACTIVE[@]}"; do [[ -z ${BAD["$t $w"]:-} ]] && nruns=$((nruns + 1)); done; done
 nruns=$((nruns * ROUNDS))
-say "$nruns runs of ${DURATION}s (+${WARMUP}s warm-up), wrk -t$THREADS, about $(((nruns * (DURATION + WARMUP + 1) + 59) / 60)) min"
+nidle=0
+if [[ -z $IDLE_SKIP ]]; then
+	for t in strangler nginx haproxy; do [[ " ${ACTIVE[*]} " == *" $t "* ]] && nidle=$((nidle + 1)); done
+fi
+say "$nruns runs of ${DURATION}s (+${WARMUP}s warm-up), wrk -t$THREADS, then idle-connection memory ($nidle targets), about $(((nruns * (DURATION + WARMUP + 1) + nidle * 8 + 59) / 60)) min"
 
 UP_PID=${PIDS[0]}
 
 # measure TARGET WORKLOAD ROUND: one warm-up and one measured run; sets ROW
 # (a results.tsv line), SUMMARY (for the progress line) and OTHER (CPU % of
 # one core used by processes outside the benchmark during the run). Returns 1
-# when wrk produced no result.
+# when wrk produced no result. Unpinned workloads move the upstream to every
+# CPU for the time of the run.
 measure() {
+	local rc
+	[[ -n ${WL_UNPINNED[$2]:-} ]] && pin_upstream "$ALL_CPUS"
+	measure_run "$@"
+	rc=$?
+	[[ -n ${WL_UNPINNED[$2]:-} ]] && pin_upstream "$CPU_LOAD"
+	return "$rc"
+}
+measure_run() {
 	local t=$1 w=$2 r=$3 pid=${PID[$1]:-} out="$TMP/wrk-$2-$1-$3.txt"
-	local a0 a1 c0=0 c1=0 u0 u1 lb0 lt0 lb1 lt1 pb0 pt0 pb1 pt1 line kv reqs dur wrk_s errs rps
-	local cpu_us=- cpu_pct=- upc=- load_pct
+	local a0 a1 c0=0 c1=0 u0 u1 lb0 lt0 lb1 lt1 pb0 pt0 pb1 pt1 ab0 at0 ab1 at1 line kv reqs dur wrk_s errs rps
+	local cpu_us=- cpu_pct=- upc=- load_pct peak=- rss_pids=
 	((WARMUP > 0)) && run_wrk "$t" "$w" "$WARMUP" "$out.warmup"
 	a0=$(upstream_accepts)
-	[[ -n $pid ]] && c0=$(proc_ticks "$pid")
+	if [[ -n $pid ]]; then
+		c0=$(proc_ticks "$pid")
+		rss_pids=$(serving_pids "$t")
+		peak_reset "$rss_pids"
+	fi
 	u0=$(proc_ticks "$UP_PID")
 	read -r lb0 lt0 <<<"$(cpu_jiffies "$CPU_LOAD")"
 	read -r pb0 pt0 <<<"$(cpu_jiffies "$CPU_PROXY")"
+	read -r ab0 at0 <<<"$(cpu_jiffies all)"
 	run_wrk "$t" "$w" "$DURATION" "$out"
 	read -r lb1 lt1 <<<"$(cpu_jiffies "$CPU_LOAD")"
 	read -r pb1 pt1 <<<"$(cpu_jiffies "$CPU_PROXY")"
+	read -r ab1 at1 <<<"$(cpu_jiffies all)"
 	u1=$(proc_ticks "$UP_PID")
-	[[ -n $pid ]] && c1=$(proc_ticks "$pid")
+	if [[ -n $pid ]]; then
+		c1=$(proc_ticks "$pid")
+		peak=$(peak_read "$rss_pids")
+		[[ -n $peak ]] || peak=-
+	fi
 	a1=$(upstream_accepts)
 	if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
 		say "$w $t round $r: the proxy (pid $pid) died during the run; log:"
@@ -504,21 +719,34 @@ measure() {
 		[[ -n $a0 && -n $a1 ]] && upc=$((a1 - a0 - 1))
 	fi
 	load_pct=$(calc %.0f "$((lt1 - lt0)) > 0 ? $((lb1 - lb0)) * 100 / $((lt1 - lt0)) : 0")
-	# CPU time used by other processes on the CPUs this target uses: CPU_LOAD
-	# busy minus wrk and the upstream, plus (proxies) CPU_PROXY busy minus the
-	# proxy; in % of one core.
+	# wrk + upstream: CPU time in % of one core over the run, and per request
+	local up_pct wrk_pct side_pct side_us all_pct secs
+	secs=$(calc %.6f "$dur > 0 ? $dur / 1e6 : 1")
+	up_pct=$(calc %.0f "$((u1 - u0)) * 100 / $CLK_TCK / $secs")
+	wrk_pct=$(calc %.0f "${wrk_s:-0} * 100 / $secs")
+	side_pct=$(calc %.0f "($((u1 - u0)) / $CLK_TCK + ${wrk_s:-0}) * 100 / $secs")
+	side_us=$(calc %.2f "$reqs > 0 ? ($((u1 - u0)) / $CLK_TCK + ${wrk_s:-0}) * 1e6 / $reqs : 0")
+	all_pct=$(calc %.0f "$((at1 - at0)) > 0 ? $((ab1 - ab0)) * 100 * $NCPU / $((at1 - at0)) : 0")
+	# CPU time used by other processes on the CPUs this target uses, in % of one core:
+	# pinned, CPU_LOAD busy minus wrk and the upstream, plus (proxies) CPU_PROXY busy
+	# minus the proxy; unpinned, all CPUs busy minus the proxy, wrk and the upstream.
 	local other_load other_proxy=0
-	other_load=$(calc %.0f "$((lt1 - lt0)) > 0 ? ($((lb1 - lb0 - (u1 - u0))) - ${wrk_s:-0} * $CLK_TCK) * 100 / $((lt1 - lt0)) : 0")
-	((other_load < 0)) && other_load=0
-	if [[ -n $pid ]]; then
-		other_proxy=$(calc %.0f "$((pt1 - pt0)) > 0 ? $((pb1 - pb0 - (c1 - c0))) * 100 / $((pt1 - pt0)) : 0")
-		((other_proxy < 0)) && other_proxy=0
+	if [[ -n ${WL_UNPINNED[$w]:-} ]]; then
+		other_load=$(calc %.0f "$((at1 - at0)) > 0 ? ($((ab1 - ab0 - (u1 - u0) - (c1 - c0))) - ${wrk_s:-0} * $CLK_TCK) * 100 * $NCPU / $((at1 - at0)) : 0")
+	else
+		other_load=$(calc %.0f "$((lt1 - lt0)) > 0 ? ($((lb1 - lb0 - (u1 - u0))) - ${wrk_s:-0} * $CLK_TCK) * 100 / $((lt1 - lt0)) : 0")
+		if [[ -n $pid ]]; then
+			other_proxy=$(calc %.0f "$((pt1 - pt0)) > 0 ? $((pb1 - pb0 - (c1 - c0))) * 100 / $((pt1 - pt0)) : 0")
+		fi
 	fi
+	((other_load < 0)) && other_load=0
+	((other_proxy < 0)) && other_proxy=0
 	OTHER=$((other_load + other_proxy))
-	ROW=$(printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s' "$w" "$t" "$r" "$rps" "${m[p50_us]}" \
-		"${m[p99_us]}" "$cpu_us" "$cpu_pct" "$load_pct" "$errs" "$upc" "$OTHER")
-	SUMMARY=$(printf '%6s req/s p50 %5s us p99 %6s us | proxy %6s us/req, %3s%% CPU | CPU %s %3s%% | other %2s%% | err %s | new up conns %s' \
-		"$rps" "${m[p50_us]}" "${m[p99_us]}" "$cpu_us" "$cpu_pct" "$CPU_LOAD" "$load_pct" "$OTHER" "$errs" "$upc")
+	ROW=$(printf '%s\t' "$w" "$t" "$r" "$rps" "${m[p50_us]}" "${m[p99_us]}" "$cpu_us" "$cpu_pct" "$load_pct" "$errs" \
+		"$upc" "$OTHER" "$peak" "$side_pct" "$all_pct" "$up_pct" "$wrk_pct")
+	ROW+=$side_us
+	SUMMARY=$(printf '%6s req/s p50 %5s us p99 %6s us | proxy %6s us/req, %3s%% CPU, peak %s KiB | load %3s%% (%s us/req) | CPUs %3s%% | other %2s%% | err %s | new up conns %s' \
+		"$rps" "${m[p50_us]}" "${m[p99_us]}" "$cpu_us" "$cpu_pct" "$peak" "$side_pct" "$side_us" "$all_pct" "$OTHER" "$errs" "$upc")
 }
 
 # A group's workloads (WL_GROUP) alternate within each round, in the order
@@ -556,13 +784,13 @@ for group in "${WL_GROUPS[@]}"; do
 			tries=1
 			while ((best_other > OTHER_MAX && retries < RETRY_BUDGET && tries < 3)); do
 				retries=$((retries + 1)) tries=$((tries + 1))
-				say "$(printf '[%2d/%d] %-15s %-9s #%d: %s  -> disturbed, again' "$run" "$nruns" "$w" "$t" "$r" "$SUMMARY")"
+				say "$(printf '[%2d/%d] %-21s %-15s #%d: %s  -> disturbed, again' "$run" "$nruns" "$w" "$t" "$r" "$SUMMARY")"
 				measure "$t" "$w" "$r" || break
 				((OTHER < best_other)) && best_row=$ROW best_sum=$SUMMARY best_other=$OTHER
 			done
 			((best_other > OTHER_MAX)) && disturbed=$((disturbed + 1))
 			printf '%s\n' "$best_row" >>"$RAW"
-			say "$(printf '[%2d/%d] %-15s %-9s #%d: %s' "$run" "$nruns" "$w" "$t" "$r" "$best_sum")"
+			say "$(printf '[%2d/%d] %-21s %-15s #%d: %s' "$run" "$nruns" "$w" "$t" "$r" "$best_sum")"
 		done; done
 	done
 done
@@ -578,6 +806,44 @@ if ((shadow_ran)); then
 	sleep 0.5 # the last shadows finish after their primaries
 	SHADOW_STATS=$(shadow_counters "$SHADOW_ROUTE")
 	say "route $SHADOW_ROUTE shadow counters: ${SHADOW_STATS:-unreadable}"
+fi
+
+# The workers pair's counters of the same route (its json-shadow workloads).
+declare -A WORKERS_SHADOW=()
+for t in "${WORKER_TARGETS[@]}"; do
+	[[ " ${ACTIVE[*]} " == *" $t "* ]] || continue
+	for w in $WORKLOADS; do
+		[[ ${WL_ONLY[$w]:-} == "$t" && ${WL_PATH[$w]} == /$SHADOW_ROUTE ]] || continue
+		((shadow_ran)) || sleep 0.5
+		WORKERS_SHADOW[$t]=$(shadow_counters "$SHADOW_ROUTE" "$t")
+		say "$t: route $SHADOW_ROUTE shadow counters: ${WORKERS_SHADOW[$t]:-unreadable}"
+		break
+	done
+done
+
+# ---------------------------------------------------------------- idle connections
+# Memory per idle keep-alive client connection (bench/idle_mem.py): each proxy is started
+# afresh (memory its allocator kept from the runs above would otherwise absorb the new
+# connections and hide their cost), then BENCH_IDLE_CONNS connections send one GET /100
+# each, at most 50 at a time, and stay open; the proxy's memory before and after.
+IDLE_WINDOW=50
+declare -A IDLE=() # target -> idle_mem.py's "IDLE k=v ..." line
+if [[ -z $IDLE_SKIP ]]; then
+	for t in strangler nginx haproxy; do
+		[[ " ${ACTIVE[*]} " == *" $t "* ]] || continue
+		kill_tree "${PID[$t]}"
+		saved=${SKIP[$t]-unset}
+		if ! start_target "$t"; then
+			IDLE[$t]="IDLE error=could not start it again: ${SKIP[$t]}"
+		else
+			IDLE[$t]=$(taskset -c "$CPU_LOAD" timeout -k 2 120 "$PYTHON" "$BENCH_DIR/idle_mem.py" --port "${PORT[$t]}" \
+				--pids "$(serving_pids "$t")" --conns "$IDLE_CONNS" --window "$IDLE_WINDOW" --timeout 90 2>"$TMP/idle-$t.err" |
+				grep '^IDLE ')
+			[[ -n ${IDLE[$t]} ]] || IDLE[$t]="IDLE error=bench/idle_mem.py gave no result: $(tail -n 1 "$TMP/idle-$t.err" | cut -c 1-200)"
+		fi
+		if [[ $saved == unset ]]; then unset 'SKIP[$t]'; else SKIP[$t]=$saved; fi
+		say "idle connections, $t: ${IDLE[$t]#IDLE }"
+	done
 fi
 
 # ---------------------------------------------------------------- report
@@ -650,53 +916,290 @@ shadow_line() {
 	echo
 }
 
+# ratio_best WORKLOAD COLUMN max|min -> median over the rounds of strangler's figure / the
+# better peer's in the same round, the better of nginx and HAProxy being the one with the
+# larger (max: req/s) or the smaller (min: p99, CPU/req, RSS) figure in that round; "—"
+# when no round has strangler and a peer.
+ratio_best() {
+	awk -F'\t' -v w="$1" -v c="$2" -v f="$3" '
+		NR > 1 && $1 == w && $c != "-" {
+			if ($2 == "strangler") x[$3] = $c
+			else if ($2 == "nginx" || $2 == "haproxy")
+				if (!($3 in y) || (f == "max" ? $c + 0 > y[$3] : $c + 0 < y[$3])) y[$3] = $c + 0
+		}
+		END {
+			n = 0
+			for (r in x) if ((r in y) && y[r] > 0) v[n++] = x[r] / y[r]
+			if (n == 0) { print "—"; exit }
+			for (i = 1; i < n; i++) for (j = i; j > 0 && v[j-1] > v[j]; j--) { t = v[j]; v[j] = v[j-1]; v[j-1] = t }
+			printf "%.2f\n", (n % 2) ? v[int(n/2)] : (v[n/2-1] + v[n/2]) / 2
+		}' "$RAW"
+}
+better_peer() { # WORKLOAD: the peer (nginx|haproxy) with the larger median req/s, "" if none ran
+	local n h
+	n=$(med "$1" nginx 4) h=$(med "$1" haproxy 4)
+	if [[ -z $n && -z $h ]]; then return; fi
+	if [[ -z $h ]] || { [[ -n $n ]] && awk -v a="$n" -v b="$h" 'BEGIN { exit !(a >= b) }'; }; then echo nginx; else echo haproxy; fi
+}
+# pair_ratio WORKLOAD_A TARGET_A WORKLOAD_B TARGET_B COLUMN -> "MEDIAN LIST" as ratio_wl,
+# for two (workload, target) pairs measured in the same rounds.
+pair_ratio() {
+	awk -F'\t' -v wa="$1" -v ta="$2" -v wb="$3" -v tb="$4" -v c="$5" '
+		NR > 1 && $c != "-" { if ($1 == wa && $2 == ta) x[$3] = $c; if ($1 == wb && $2 == tb) y[$3] = $c }
+		END {
+			n = 0
+			for (r = 1; r <= 1000; r++) if ((r in x) && (r in y) && y[r] > 0) {
+				v[n] = x[r] / y[r]; l = l (n ? ", " : "") sprintf("%.2f", v[n]); n++
+			}
+			if (n == 0) { print "—"; exit }
+			for (i = 1; i < n; i++) for (j = i; j > 0 && v[j-1] > v[j]; j--) { s = v[j]; v[j] = v[j-1]; v[j-1] = s }
+			printf "%.2f %s\n", (n % 2) ? v[int(n/2)] : (v[n/2-1] + v[n/2]) / 2, l
+		}' "$RAW"
+}
+fmt_mib() { if [[ -n $1 ]]; then calc "%.1f MiB" "$1 / 1024"; else echo "—"; fi; } # KiB -> MiB
+ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; } # A >= B (numbers)
+# limit_sentence TARGET WORKLOAD THREADS: what limited the throughput of that (unpinned)
+# cell, from its medians: the load side (the upstream's one process or wrk's threads
+# saturated), the proxy (its threads saturated), every CPU busy (shared), or none.
+limit_sentence() {
+	local t=$1 w=$2 th=$3 p l u k a o wth
+	p=$(med "$w" "$t" 8) l=$(med "$w" "$t" 14) u=$(med "$w" "$t" 16) k=$(med "$w" "$t" 17) a=$(med "$w" "$t" 15)
+	o=$(med "$w" "$t" 12)
+	[[ -n $p && -n $l && -n $a ]] || return 0
+	wth=$(wrk_threads "$w")
+	printf 'proxy %s%% of a core (%s thread(s)), load side %s%% (upstream %s%%, wrk %s%% with %s threads), other processes %s%%, all %s CPUs busy %s%% of %s%%: ' \
+		"$(calc %.0f "$p")" "$th" "$(calc %.0f "$l")" "$(calc %.0f "$u")" "$(calc %.0f "$k")" "$wth" "$(calc %.0f "${o:-0}")" \
+		"$NCPU" "$(calc %.0f "$a")" "$((NCPU * 100))"
+	if ge "$u" 90; then
+		echo "the load side was the limit (the upstream, one nginx worker, saturated its core)."
+	elif ge "$k" "$((90 * wth))"; then
+		echo "the load side was the limit (wrk saturated its threads)."
+	elif ge "$p" "$((90 * th))"; then
+		echo "the proxy was the limit (its thread(s) saturated), not the load side."
+	elif ge "$a" "$((90 * NCPU))"; then
+		local who="the proxy and the load side"
+		ge "${o:-0}" 20 && who="the proxy, the load side and other processes"
+		echo "every CPU was busy, shared by $who: the load side was not saturated but took $(calc %.0f "$l")% of a core that the proxy could otherwise have used."
+	else
+		echo "no CPU was saturated: latency (50 connections in a closed loop) was the limit, not the load side."
+	fi
+}
+# idle_kv TARGET KEY: a field of that target's idle_mem.py line
+idle_kv() {
+	local l=${IDLE[$1]:-} kv
+	l=${l#IDLE }
+	if [[ $2 == error ]]; then [[ $l == *"error="* ]] && echo "${l#*error=}"; return; fi
+	for kv in ${l%%error=*}; do [[ ${kv%%=*} == "$2" ]] && { echo "${kv#*=}"; return; }; done
+}
+idle_per_conn() { # TARGET KIND(rss|anon|heap) -> KiB per answered connection, "" without data
+	local b a n
+	b=$(idle_kv "$1" "$2_before_kib") a=$(idle_kv "$1" "$2_after_kib") n=$(idle_kv "$1" ok)
+	[[ -n $b && -n $a && -n $n ]] && ((n > 0)) && calc %.2f "($a - $b) / $n"
+}
+
 nrows=$(($(wc -l <"$RAW") - 1))
 STRANGLER_VERSION="strangler not built"
 if [[ -x $STRANGLER ]]; then
 	STRANGLER_VERSION=$(timeout 5 "$STRANGLER" --version 2>/dev/null </dev/null | head -n 1)
 	[[ -n $STRANGLER_VERSION ]] || STRANGLER_VERSION="strangler (no --version)"
 fi
+GIT_DESC="not a git checkout"
+if git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1; then
+	GIT_DESC="commit $(git -C "$ROOT" log -1 --format='%h (%cd, "%s")' --date=format:'%Y-%m-%d %H:%M' 2>/dev/null)"
+	dirty=$(git -C "$ROOT" status --porcelain -- proxy routes Makefile 2>/dev/null | wc -l)
+	((dirty > 0)) && GIT_DESC+=", with $dirty uncommitted change(s) under proxy/, routes/ or the Makefile"
+	[[ -x $STRANGLER && $STRANGLER != "$ROOT/bin/strangler" ]] && GIT_DESC+=" (the binary measured is $STRANGLER)"
+fi
+cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+[[ -n $cpu_model ]] || cpu_model=$(lscpu 2>/dev/null | awk -F': *' '/^Model name/ { print $2; exit }')
+hyper=$(lscpu 2>/dev/null | awk -F': *' '/^Hypervisor vendor/ { print $2; exit }')
+tpc=$(lscpu 2>/dev/null | awk -F': *' '/^Thread\(s\) per core/ { print $2; exit }')
+distro=$(awk -F= '$1 == "PRETTY_NAME" { gsub(/"/, "", $2); print $2 }' /etc/os-release 2>/dev/null)
+mem_gib=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+# shellcheck disable=SC2016 # the backquotes are markdown
+env_set=$(env | grep -E '^(BENCH_[A-Z_]*|STRANGLER|NGINX|HAPROXY|WRK)=' | sort | sed 's/^/`/; s/$/`/' | paste -sd' ' -)
+WORKER_THREADS_AUTO=$WORKERS_AUTO
+[[ $WORKERS_AUTO == auto ]] && WORKER_THREADS_AUTO=$NCPU
+declare -A WORKER_THREADS=([strangler-w1]=1 [strangler-wauto]=$WORKER_THREADS_AUTO)
+main_wls=() # the workloads of the main table (all but the workers pair)
+for w in $WORKLOADS; do [[ -z ${WL_UNPINNED[$w]:-} ]] && main_wls+=("$w"); done
+wall=$((SECONDS - BENCH_START))
 {
 	echo "# strangler benchmark"
 	echo
-	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -sr), ${NCPU} CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo));"
-	echo "nginx $("$NGINX" -v 2>&1 | sed 's|.*nginx/||'), $(if [[ -x $HAPROXY ]]; then "$HAPROXY" -v 2>/dev/null | awk 'NR == 1 { print "HAProxy " $3 }'; else echo "HAProxy missing"; fi), $("$WRK" -v 2>&1 | awk 'NR == 1 { print "wrk " $2 }'), $STRANGLER_VERSION."
-	echo "Median of $ROUNDS runs of ${DURATION} s per cell (each after ${WARMUP} s of warm-up), targets alternated run by run."
-	echo "wrk -t$THREADS and the upstream (nginx, 1 worker) on CPU $CPU_LOAD; the proxy under test (1 worker) on CPU $CPU_PROXY."
+	echo "## Machine and run"
 	echo
-	echo "| workload | target | req/s | req/s range | p50 | p99 | proxy CPU µs/req | proxy CPU | CPU $CPU_LOAD busy | errors | new upstream conns |"
-	echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-	for w in $WORKLOADS; do
+	echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo "- CPU: ${cpu_model:-unknown}, $NCPU CPUs (${tpc:-?} thread(s) per core)${hyper:+, virtual machine ($hyper)}; RAM $mem_gib"
+	echo "- OS: ${distro:-unknown}, kernel $(uname -r)"
+	echo "- Software: $STRANGLER_VERSION, $GIT_DESC; nginx $("$NGINX" -v 2>&1 | sed 's|.*nginx/||');" \
+		"$(if [[ -x $HAPROXY ]]; then "$HAPROXY" -v 2>/dev/null | awk 'NR == 1 { print "HAProxy " $3 }'; else echo "HAProxy missing"; fi);" \
+		"$("$WRK" -v 2>&1 | awk 'NR == 1 { print "wrk " $2 }')${PYTHON:+; $("$PYTHON" --version 2>&1) (idle-connection client)}"
+	echo "- Run: \`bash bench/run.sh\` ${env_set:-with the defaults}: median of $ROUNDS runs of ${DURATION} s per cell (each after ${WARMUP} s" \
+		"of warm-up), targets alternated run by run; wrk -t$THREADS and the upstream (nginx, 1 worker) on CPU $CPU_LOAD, the proxy" \
+		"under test (1 worker) on CPU $CPU_PROXY (taskset)$( ((${#WORKER_TARGETS[@]})) && echo "; the workers pair unpinned (below)"). $nrows runs kept;" \
+		"the whole benchmark took $((wall / 60)) min $((wall % 60)) s."
+	if ((nrows > 0 && disturbed * 10 > nrows)); then
+		echo "- **Disturbed:** other processes used more than ${OTHER_MAX}% of a core on the benchmark's CPUs during $disturbed of" \
+			"the $nrows kept runs (after $retries repeats): these figures show the benchmark works, they are not the" \
+			"machine's; rerun on a quiet machine."
+	fi
+	echo
+	echo "## Throughput, latency, CPU and memory"
+	echo
+	echo "| workload | target | req/s | req/s range | p50 | p99 | req/s ÷ better of nginx/HAProxy | proxy CPU µs/req | proxy CPU | peak RSS | CPU $CPU_LOAD busy | errors | new upstream conns |"
+	echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+	for w in "${main_wls[@]}"; do
 		for t in $TARGETS; do
 			rps=$(med "$w" "$t" 4)
 			if [[ -z $rps ]]; then
 				why=${SKIP[$t]:-${BAD["$t $w"]:-no successful run}}
 				[[ $why == n/a:* ]] || why="not measured: $why"
-				echo "| ${WL_LABEL[$w]} | ${TARGET_LABEL[$t]} | ${why//|/\\|} | | | | | | | | |"
+				echo "| ${WL_LABEL[$w]} | ${TARGET_LABEL[$t]} | ${why//|/\\|} | | | | | | | | | | |"
 				continue
 			fi
 			lo=$(stat min "$w" "$t" 4) hi=$(stat max "$w" "$t" 4) pct=$(med "$w" "$t" 8) n=$(stat count "$w" "$t" 4)
 			((n < ROUNDS)) && rps_note=" ($n of $ROUNDS runs)" || rps_note=
+			vs="—"
+			[[ $t == strangler ]] && vs=$(ratio_best "$w" 4 max)
+			[[ $vs != "—" ]] && vs="**$vs**"
 			echo "| ${WL_LABEL[$w]} | ${TARGET_LABEL[$t]} | $(fmt_num %.0f "$rps")$rps_note | $(calc %.0f "$rps > 0 ? ($hi - $lo) * 100 / $rps : 0")% |" \
-				"$(fmt_ms "$(med "$w" "$t" 5)") | $(fmt_ms "$(med "$w" "$t" 6)") | $(fmt_num %.1f "$(med "$w" "$t" 7)") |" \
-				"$(if [[ -n $pct ]]; then echo "$(fmt_num %.0f "$pct")%"; else echo "—"; fi) | $(fmt_num %.0f "$(med "$w" "$t" 9)")% |" \
-				"$(stat sum "$w" "$t" 10) | $(fmt_num %.0f "$(med "$w" "$t" 11)") |"
+				"$(fmt_ms "$(med "$w" "$t" 5)") | $(fmt_ms "$(med "$w" "$t" 6)") | $vs | $(fmt_num %.1f "$(med "$w" "$t" 7)") |" \
+				"$(if [[ -n $pct ]]; then echo "$(fmt_num %.0f "$pct")%"; else echo "—"; fi) | $(fmt_mib "$(med "$w" "$t" 13)") |" \
+				"$(fmt_num %.0f "$(med "$w" "$t" 9)")% | $(stat sum "$w" "$t" 10) | $(fmt_num %.0f "$(med "$w" "$t" 11)") |"
 		done
 	done
 	echo
-	echo "Ratios of req/s (higher is better for strangler) and of proxy CPU time per request (lower is better);"
-	echo "each is the median over the rounds of the ratio within one round:"
+	echo "## strangler against the better of nginx and HAProxy"
+	echo
+	echo "Each ratio is strangler's figure over the better peer's in the same round (the larger req/s; the smaller"
+	echo "p99, CPU per request and peak RSS), median over the rounds. Goals from issue 8: req/s ≥ 1.1× and p99 no"
+	echo "worse on the 100 B and 64 KiB workloads, 1 MiB POST at least at par, and leading on every workload."
+	echo
+	echo "| workload | better peer (req/s) | req/s ratio | p99 ratio | CPU/req ratio (cheaper peer) | peak RSS ratio (smaller peer) | goal | met |"
+	echo "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |"
+	for w in "${main_wls[@]}"; do
+		[[ -n ${WL_ONLY[$w]:-} ]] && continue # nothing to compare it with
+		bp=$(better_peer "$w")
+		rr=$(ratio_best "$w" 4 max) pr=$(ratio_best "$w" 6 min)
+		goal=${WL_GOAL[$w]:-1.00} met="—"
+		goal_text="req/s ≥ ${goal}×"
+		[[ -n ${WL_GOAL_P99[$w]:-} ]] && goal_text+=", p99 ≤ 1.00×"
+		if [[ $rr != "—" ]]; then
+			met=yes
+			ge "$rr" "$goal" || met="**no**"
+			if [[ -n ${WL_GOAL_P99[$w]:-} ]]; then [[ $pr != "—" ]] && ge 1 "$pr" || met="**no**"; fi
+		fi
+		echo "| ${WL_LABEL[$w]} | $(if [[ -n $bp ]]; then echo "${TARGET_LABEL[$bp]}"; else echo "—"; fi) | $rr | $pr | $(ratio_best "$w" 7 min) | $(ratio_best "$w" 13 min) | $goal_text | $met |"
+	done
+	echo
+	echo "Ratios to each target (req/s: higher is better for strangler; proxy CPU time per request: lower is better),"
+	echo "each the median over the rounds of the ratio within one round:"
 	echo
 	echo "| workload | strangler / nginx | strangler / HAProxy | strangler / direct | nginx / direct | HAProxy / direct | CPU/req strangler / nginx | CPU/req strangler / HAProxy |"
 	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-	for w in $WORKLOADS; do
+	for w in "${main_wls[@]}"; do
 		[[ -n ${WL_ONLY[$w]:-} ]] && continue # nothing to compare it with
 		echo "| ${WL_LABEL[$w]} | $(ratio "$w" strangler nginx 4) | $(ratio "$w" strangler haproxy 4) | $(ratio "$w" strangler direct 4) |" \
 			"$(ratio "$w" nginx direct 4) | $(ratio "$w" haproxy direct 4) | $(ratio "$w" strangler nginx 7) | $(ratio "$w" strangler haproxy 7) |"
 	done
+	if ((${#WORKER_TARGETS[@]})); then
+		echo
+		echo "## workers: 1 against workers: $WORKERS_AUTO"
+		echo
+		echo "Two more strangler processes, \`workers: 1\` and \`workers: $WORKERS_AUTO\`$([[ $WORKERS_AUTO == auto ]] && echo " (one event loop per core: $NCPU here)"), in front of the same upstream."
+		echo "Not pinned: pinned to one CPU, extra workers would have no core to run on. The proxy, wrk (-t$((NCPU > THREADS ? NCPU : THREADS))) and the upstream"
+		echo "(moved to every CPU for these runs and back after) all run on CPUs $ALL_CPUS, so the load side competes with the"
+		echo "proxy for the same $NCPU cores; the sentences under the table say what limited each run."
+		echo "The two alternate run by run; medians; the ratios are auto / 1 within a round, median over the rounds (per round in brackets)."
+		echo
+		echo "| workload | workers | req/s | p50 | p99 | proxy CPU µs/req | proxy CPU | load side µs/req | load side CPU | all CPUs busy | peak RSS |"
+		echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+		for pair in "${WORKERS_PAIRS[@]}"; do
+			for w in $pair; do
+				[[ " $WORKLOADS " == *" $w "* ]] || continue
+				t=${WL_ONLY[$w]} rps=$(med "$w" "${WL_ONLY[$w]}" 4)
+				wk=1
+				[[ $t == strangler-wauto ]] && wk=$WORKERS_AUTO
+				if [[ -z $rps ]]; then
+					why=${SKIP[$t]:-${BAD["$t $w"]:-no successful run}}
+					echo "| ${WL_LABEL[$w]} | $wk | not measured: ${why//|/\\|} | | | | | | | | |"
+					continue
+				fi
+				echo "| ${WL_LABEL[$w]} | $wk | $(fmt_num %.0f "$rps") | $(fmt_ms "$(med "$w" "$t" 5)") | $(fmt_ms "$(med "$w" "$t" 6)") |" \
+					"$(fmt_num %.1f "$(med "$w" "$t" 7)") | $(fmt_num %.0f "$(med "$w" "$t" 8)")% | $(fmt_num %.1f "$(med "$w" "$t" 18)") |" \
+					"$(fmt_num %.0f "$(med "$w" "$t" 14)")% | $(fmt_num %.0f "$(med "$w" "$t" 15)")% of $((NCPU * 100))% | $(fmt_mib "$(med "$w" "$t" 13)") |"
+			done
+		done
+		echo
+		for pair in "${WORKERS_PAIRS[@]}"; do
+			read -r w1 wa <<<"$pair"
+			[[ " $WORKLOADS " == *" $w1 "* || " $WORKLOADS " == *" $wa "* ]] || continue
+			echo "- ${WL_LABEL[$w1]}:"
+			if [[ -n $(med "$w1" strangler-w1 4) && -n $(med "$wa" strangler-wauto 4) ]]; then
+				read -r x per <<<"$(pair_ratio "$wa" strangler-wauto "$w1" strangler-w1 4)"
+				read -r y perc <<<"$(pair_ratio "$wa" strangler-wauto "$w1" strangler-w1 7)"
+				read -r z perp <<<"$(pair_ratio "$wa" strangler-wauto "$w1" strangler-w1 6)"
+				flat=no
+				ge "$y" 0.9 && ge 1.1 "$y" && flat=yes
+				echo "  workers $WORKERS_AUTO / workers 1: req/s **${x}×** ($per), proxy CPU µs/req ${y}× ($perc; flat within 10%: $flat), p99 ${z}× ($perp)."
+			fi
+			for t in strangler-w1 strangler-wauto; do
+				w=$w1
+				[[ $t == strangler-wauto ]] && w=$wa
+				[[ " $WORKLOADS " == *" $w "* ]] || continue
+				if [[ -z $(med "$w" "$t" 4) ]]; then
+					echo "  ${TARGET_LABEL[$t]}: not measured: ${SKIP[$t]:-${BAD["$t $w"]:-no successful run}}."
+				else
+					echo "  ${TARGET_LABEL[$t]}: $(limit_sentence "$t" "$w" "${WORKER_THREADS[$t]}")"
+				fi
+			done
+		done
+		for t in "${WORKER_TARGETS[@]}"; do
+			c=${WORKERS_SHADOW[$t]:-}
+			[[ -n $c ]] && echo "- ${TARGET_LABEL[$t]}, route $SHADOW_ROUTE's shadow counters: $(shadow_line "$c")"
+		done
+	fi
+	echo
+	echo "## Memory per idle keep-alive client connection"
+	echo
+	if [[ -n $IDLE_SKIP ]]; then
+		echo "Not measured: $IDLE_SKIP."
+	elif ((${#IDLE[@]} == 0)); then
+		echo "Not measured: none of strangler, nginx and HAProxy ran."
+	else
+		echo "bench/idle_mem.py against each proxy started afresh (pinned as above): $IDLE_WINDOW connections one request each and"
+		echo "closed (warm-up: lazy allocations, upstream pool), memory read, then $IDLE_CONNS connections each sending one GET /100"
+		echo "(HTTP/1.1 keep-alive, at most $IDLE_WINDOW in flight) and staying open, memory read again 1 s later. Per connection:"
+		echo "the growth over the connections answered. *Anonymous* is RssAnon (heap, anonymous mappings, thread stacks: the"
+		echo "proxy's own memory, the \"proxy heap\" of the ≤ 4 KiB goal); *[heap]* is the brk heap alone; *RSS* adds file pages."
+		echo "Kernel socket memory is in none of them. nginx: its worker process; HAProxy (-db) and strangler: the one process."
+		echo
+		echo "| target | connections answered / still open | RSS before → after | RSS per conn | anonymous per conn | [heap] per conn | ≤ 4 KiB anonymous |"
+		echo "| --- | ---: | ---: | ---: | ---: | ---: | --- |"
+		for t in strangler nginx haproxy; do
+			[[ -n ${IDLE[$t]:-} ]] || continue
+			e=$(idle_kv "$t" error) an=$(idle_per_conn "$t" anon)
+			if [[ -z $an ]]; then
+				echo "| ${TARGET_LABEL[$t]} | not measured: ${e:-no result} | | | | | |"
+				continue
+			fi
+			ok=yes
+			ge 4 "$an" || ok="**no**"
+			echo "| ${TARGET_LABEL[$t]} | $(idle_kv "$t" ok) / $(idle_kv "$t" open) of $(idle_kv "$t" conns) |" \
+				"$(fmt_mib "$(idle_kv "$t" rss_before_kib)") → $(fmt_mib "$(idle_kv "$t" rss_after_kib)") |" \
+				"$(idle_per_conn "$t" rss) KiB | **$an KiB** | $(idle_per_conn "$t" heap) KiB | $ok |"
+		done
+		for t in strangler nginx haproxy; do
+			e=$(idle_kv "$t" error)
+			[[ -n $e && -n $(idle_per_conn "$t" anon) ]] && echo && echo "${TARGET_LABEL[$t]}: the client reported: $e."
+		done
+	fi
 	if ((shadow_ran)); then
 		echo
-		echo "Shadow cost, strangler: route $SHADOW_ROUTE also sends every request legacy serves to its function and"
+		echo "## Shadow cost"
+		echo
+		echo "strangler: route $SHADOW_ROUTE also sends every request legacy serves to its function and"
 		echo "compares the two bodies as JSON (the same data, keys in another order, numbers written differently: both"
 		echo "are parsed every time); the baseline is the same document through a route without shadow. The ratio is"
 		echo "the median over the rounds of the ratio within one round (the workloads alternate), per round in brackets."
@@ -721,21 +1224,27 @@ fi
 		fi
 	fi
 	echo
-	echo "Columns: *req/s range*: (max - min) / median over the rounds; *proxy CPU*: utime+stime of the proxy"
-	echo "(process and children, /proc/PID/stat) per completed request and as a share of one core; *CPU $CPU_LOAD busy*:"
-	echo "the load side (wrk + upstream); *new upstream conns*: connections the upstream accepted during the measured"
-	echo "run (0 or a few = the proxy reuses its pool; wrk closing busy connections at the end of the warm-up makes"
-	echo "some proxies drop those upstream connections, hence a handful); *errors*: wrk socket errors + non-2xx, all rounds."
+	echo "## How to read it"
 	echo
-	echo "Reading it: CPU $CPU_LOAD runs wrk and the upstream for every target, so the *direct* req/s is about the"
+	echo "Columns: *req/s range*: (max - min) / median over the rounds; *proxy CPU*: utime+stime of the proxy"
+	echo "(process and children, /proc/PID/stat) per completed request and as a share of one core; *peak RSS*: the"
+	echo "proxy's peak resident memory during the measured run ($(if ((CLEAR_REFS)); then echo "VmHWM of /proc/PID/status, reset through /proc/PID/clear_refs after the warm-up"; else echo "the largest VmRSS sampled every 0.1 s: /proc/PID/clear_refs was not writable"; fi);"
+	echo "nginx: its worker, without the master), median over the rounds; *CPU $CPU_LOAD busy*: the load side (wrk +"
+	echo "upstream); *load side*: CPU time of wrk and the upstream; *new upstream conns*: connections the upstream"
+	echo "accepted during the measured run (0 or a few = the proxy reuses its pool; wrk closing busy connections at"
+	echo "the end of the warm-up makes some proxies drop those upstream connections, hence a handful); *errors*: wrk"
+	echo "socket errors + non-2xx, all rounds. Raw per-run figures: $(basename "${OUT%.md}").tsv next to $(basename "$OUT")."
+	echo
+	echo "CPU $CPU_LOAD runs wrk and the upstream for every target, so the *direct* req/s is about the"
 	echo "most any proxy can reach here (CPU $CPU_LOAD at 100%). Where a proxy gets close to it, the load side is (also)"
 	echo "the limit and req/s ratios understate the differences between proxies: compare *proxy CPU µs/req* then."
 	notes=()
-	for t in $TARGETS; do [[ -n ${SKIP[$t]:-} ]] && notes+=("${TARGET_LABEL[$t]} not measured: ${SKIP[$t]}.")
+	for t in $TARGETS "${WORKER_TARGETS[@]}"; do
+		[[ -n ${SKIP[$t]:-} ]] && notes+=("${TARGET_LABEL[$t]} not measured: ${SKIP[$t]}.")
 	done
 	wide=()
 	for w in $WORKLOADS; do
-		for t in $TARGETS; do
+		for t in $TARGETS "${WORKER_TARGETS[@]}"; do
 			rps=$(med "$w" "$t" 4)
 			[[ -z $rps ]] && continue
 			lo=$(stat min "$w" "$t" 4) hi=$(stat max "$w" "$t" 4)
@@ -745,7 +1254,8 @@ fi
 	if ((${#wide[@]})); then
 		notes+=("req/s varied by more than 20% between rounds for: $(join "${wide[@]}"). A proxy near saturation can run in a cheaper or a costlier regime from one run to the next (compare cpu_us_req per run in $(basename "${OUT%.md}").tsv); BENCH_ROUNDS=5 or more gives firmer medians.")
 	fi
-	for w in $WORKLOADS; do
+	for w in "${main_wls[@]}"; do
+		[[ -n ${WL_DELAY[$w]:-} ]] && continue # paced: wrk's pauses set its req/s
 		bound=()
 		for t in strangler nginx haproxy; do
 			pct=$(med "$w" "$t" 8) load=$(med "$w" "$t" 9)
@@ -766,7 +1276,7 @@ fi
 		fi
 	fi
 	for w in $WORKLOADS; do
-		for t in $TARGETS; do
+		for t in $TARGETS "${WORKER_TARGETS[@]}"; do
 			e=$(stat sum "$w" "$t" 10)
 			[[ -n $e && $e != 0 ]] && notes+=("${WL_LABEL[$w]} / ${TARGET_LABEL[$t]}: wrk counted $e errors (socket errors or non-2xx answers, which its req/s includes); BENCH_KEEP=1 keeps wrk's output.")
 		done
@@ -787,3 +1297,26 @@ cp "$TMP/report.md" "$OUT"
 cp "$RAW" "${OUT%.md}.tsv"
 cat "$TMP/report.md"
 say "report written to ${OUT#"$ROOT"/}, raw runs in $(basename "${OUT%.md}").tsv"
+
+# bench/RESULTS.md: the reference figures, only from a run of every target and workload
+# (BENCH_RESULTS=path writes there whatever the run covered; BENCH_RESULTS=none never).
+full=1 why_not=()
+for t in $DEFAULT_TARGETS; do
+	[[ " $TARGETS " == *" $t "* ]] || { full=0 why_not+=("target $t not selected"); }
+	[[ $t != direct && " ${ACTIVE[*]} " != *" $t "* ]] && { full=0 why_not+=("$t did not run"); }
+done
+for w in $DEFAULT_WORKLOADS; do
+	[[ " $WORKLOADS " == *" $w "* ]] || { full=0 why_not+=("workload $w not selected"); }
+done
+[[ -n $IDLE_SKIP ]] && { full=0 why_not+=("idle-connection memory not measured ($IDLE_SKIP)"); }
+if [[ $RESULTS == none ]]; then
+	:
+elif [[ -n $RESULTS ]]; then
+	mkdir -p "$(dirname "$RESULTS")" && cp "$TMP/report.md" "$RESULTS" && say "also written to $RESULTS"
+elif ((full)); then
+	cp "$TMP/report.md" "$BENCH_DIR/RESULTS.md" && say "also written to bench/RESULTS.md"
+else
+	more=
+	((${#why_not[@]} > 3)) && more="; ..."
+	say "bench/RESULTS.md left as it was: not a full run ($(join "${why_not[@]:0:3}")$more)"
+fi
