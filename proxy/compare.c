@@ -790,8 +790,10 @@ static inline int qpush(qdoc *d, int type)
     return (int)d->n++;
 }
 
-static const char *qws(const char *p, const char *e)
+static inline const char *qws(const char *p, const char *e)
 {
+    if (p < e && (unsigned char)*p > ' ')
+        return p; /* compact JSON: no whitespace at all */
     while (p < e && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
         p++;
     return p;
@@ -892,14 +894,37 @@ static int qunescape(qdoc *d, qnode *x, const char *s, const char *end, int key)
     return 0;
 }
 
+/* p past the run of plain string bytes (printable ASCII but '"' and '\\') that starts there,
+ * eight at a time: the first byte flagged in a word is exact (a borrow only ever flags bytes
+ * above a byte that was flagged rightly). */
+static inline const char *qplain(const char *p, const char *e)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+    while (e - p >= 8) {
+        uint64_t w, q, b;
+        memcpy(&w, p, 8);
+        q = w ^ (ones * '"');
+        b = w ^ (ones * '\\');
+        uint64_t m = ((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w) | w;
+        m &= high;
+        if (m != 0)
+            return p + (__builtin_ctzll(m) >> 3);
+        p += 8;
+    }
+#endif
+    while (p < e && (unsigned char)(*p - 0x20) < 0x60 && *p != '"' && *p != '\\')
+        p++;
+    return p;
+}
+
 /* *pp at the opening quote. */
 static int qstring(qdoc *d, const char **pp, const char *e, int key)
 {
     const char *p = *pp + 1, *s = p;
     int esc = 0;
     for (;;) {
-        while (p < e && (unsigned char)(*p - 0x20) < 0x60 && *p != '"' && *p != '\\')
-            p++;
+        p = qplain(p, e);
         if (p >= e)
             return -1;
         unsigned char c = (unsigned char)*p;
@@ -1173,10 +1198,17 @@ static int qdescend(const qcmp *c, const char *const *cur, const seg *s, const c
     return 0;
 }
 
-static int qkey_equal(const qnode *x, const qnode *y)
+static inline int qkey_equal(const qnode *x, const qnode *y)
 {
-    return x->len == y->len &&
-           (x->len == 0 || (x->p[0] == y->p[0] && memcmp(x->p, y->p, x->len) == 0));
+    if (x->len != y->len)
+        return 0;
+    if (x->len <= 8) { /* most keys and short values: no call */
+        for (uint32_t i = 0; i < x->len; i++)
+            if (x->p[i] != y->p[i])
+                return 0;
+        return 1;
+    }
+    return x->p[0] == y->p[0] && memcmp(x->p, y->p, x->len) == 0;
 }
 
 /* 1: equal (ignored paths aside); 0: different or not sure. */
@@ -1199,7 +1231,7 @@ static int qequal(qcmp *c, uint32_t ia, uint32_t ib, const char *const *cur)
         ib++;
         for (uint32_t k = 0; k < x->n; k++) {
             seg s = {NULL, 0, k};
-            if (!qdescend(c, cur, &s, next) && !qequal(c, ia, ib, next))
+            if (!(c->npat > 0 && qdescend(c, cur, &s, next)) && !qequal(c, ia, ib, next))
                 return 0;
             ia = c->a.v[ia].end;
             ib = c->b.v[ib].end;
@@ -1218,7 +1250,7 @@ static int qequal(qcmp *c, uint32_t ia, uint32_t ib, const char *const *cur)
                 first = c->b.v[first + 1].end;
                 nfirst++;
             }
-            if (qdescend(c, cur, &s, next))
+            if (c->npat > 0 && qdescend(c, cur, &s, next))
                 continue; /* ignored: its counterpart stays unpaired, and is ignored too */
             uint32_t j = first, m = nfirst;
             for (; m < y->n && --c->work > 0; m++, j = c->b.v[j + 1].end)
@@ -1232,7 +1264,7 @@ static int qequal(qcmp *c, uint32_t ia, uint32_t ib, const char *const *cur)
         }
         for (uint32_t j = ib + 1, m = 0; m < y->n; m++, j = c->b.v[j + 1].end) {
             seg s = {c->b.v[j].p, c->b.v[j].len, 0};
-            if (!c->b.v[j].taken && !qdescend(c, cur, &s, next))
+            if (!c->b.v[j].taken && !(c->npat > 0 && qdescend(c, cur, &s, next)))
                 return 0; /* a member only the second body has */
         }
         return 1;

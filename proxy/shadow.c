@@ -28,8 +28,11 @@ struct capture {
     sf_http_header hdrs[KEEP_HEADERS]; /* slices of the copies below */
     char *owned[2 * KEEP_HEADERS];     /* malloc'd names and values */
     size_t nhdrs;
-    struct evbuffer *body;
-    size_t cap; /* bytes kept: compare_body_bytes, 0 when bodies are not compared */
+    char *body;  /* the bytes kept, contiguous for the comparison: malloc'd at the first byte */
+    size_t kept; /* bytes in body */
+    size_t room; /* bytes body can hold (grown up to cap) */
+    size_t hint; /* the body's Content-Length when the head gave one (0: unknown) */
+    size_t cap;  /* bytes kept: compare_body_bytes, 0 when bodies are not compared */
     uint64_t total;
     const EVP_MD *sha256; /* the server's, fetched once */
     EVP_MD_CTX *md;       /* hashing, only once the body outgrew cap: NULL before */
@@ -62,8 +65,10 @@ struct sf_shadow {
         body_done : 1, /* the whole request body went to the function's connection */
         has_log : 1, freeing : 1;
     sf_access_entry log;
-    char *request_id, *method, *path, *client, *route_name, *backend, *error;
+    const char *request_id, *method, *path; /* in text */
+    char *log_text;                         /* the log line's strings, one allocation */
     TAILQ_ENTRY(sf_shadow) link;
+    char text[]; /* request_id, method and path, each NUL-terminated */
 };
 
 struct sf_shadows {
@@ -84,29 +89,23 @@ static void maybe_end(sf_shadow *sh);
 
 /* ---- captures ---- */
 
-/* A capture keeping cap body bytes; with body_wanted 0 (compare.body: none), none at all. */
-static int capture_init(struct capture *c, const sf_server *s, int body_wanted)
+/* A capture keeping cap body bytes; with body_wanted 0 (compare.body: none), none at all. c is
+ * zeroed (the shadow is calloc'd). */
+static void capture_init(struct capture *c, const sf_server *s, int body_wanted)
 {
-    memset(c, 0, sizeof(*c));
     c->cap = body_wanted ? s->cfg->shadow_compare_body_bytes : 0;
     c->sha256 = body_wanted ? s->shadows->sha256 : NULL;
-    c->body = evbuffer_new();
-    return c->body != NULL ? 0 : -1;
 }
 
 static void capture_dispose(struct capture *c)
 {
     for (size_t i = 0; i < 2 * c->nhdrs; i++)
         free(c->owned[i]);
-    if (c->body != NULL)
-        evbuffer_free(c->body);
+    c->nhdrs = 0;
+    free(c->body);
+    c->body = NULL;
     EVP_MD_CTX_free(c->md);
-    memset(c, 0, sizeof(*c));
-}
-
-static void capture_digest(void *arg, const void *bytes, size_t n)
-{
-    EVP_DigestUpdate(arg, bytes, n);
+    c->md = NULL;
 }
 
 static int header_wanted(const sf_shadow_conf *conf, sf_slice name)
@@ -147,6 +146,8 @@ static void capture_head(struct capture *c, const sf_shadow_conf *conf, const sf
         c->hdrs[c->nhdrs++] =
             (sf_http_header){{n, r->headers[i].name.len}, {v, r->headers[i].value.len}};
     }
+    if (r->content_length > 0)
+        c->hint = (uint64_t)r->content_length < c->cap ? (size_t)r->content_length : c->cap;
 }
 
 /* The body outgrew what is kept: from now on it is compared by digest, which starts with the
@@ -160,7 +161,27 @@ static void start_digest(struct capture *c)
         c->sha256 = NULL; /* compared by the bytes kept and the lengths, noted by compare */
         return;
     }
-    sf_evbuffer_each(c->body, 0, evbuffer_get_length(c->body), capture_digest, c->md);
+    if (c->kept > 0)
+        EVP_DigestUpdate(c->md, c->body, c->kept);
+}
+
+/* Room in body for n more bytes (n <= cap - kept): the Content-Length's worth at once when the
+ * head gave one, else doubling. Returns -1 when out of memory. */
+static int capture_room(struct capture *c, size_t n)
+{
+    if (c->kept + n <= c->room)
+        return 0;
+    size_t want = c->room > 0 ? 2 * c->room : c->hint > 0 ? c->hint : 4096;
+    if (want < c->kept + n)
+        want = c->kept + n;
+    if (want > c->cap)
+        want = c->cap;
+    char *b = realloc(c->body, want);
+    if (b == NULL)
+        return -1;
+    c->body = b;
+    c->room = want;
+    return 0;
 }
 
 static void capture_bytes(void *arg, const void *bytes, size_t n)
@@ -168,13 +189,19 @@ static void capture_bytes(void *arg, const void *bytes, size_t n)
     struct capture *c = arg;
     if (c->final)
         return;
-    size_t kept = evbuffer_get_length(c->body);
-    if (c->md == NULL && c->sha256 != NULL && kept + n > c->cap)
+    if (c->md == NULL && c->sha256 != NULL && c->kept + n > c->cap)
         start_digest(c);
     if (c->md != NULL)
         EVP_DigestUpdate(c->md, bytes, n);
-    if (kept < c->cap)
-        evbuffer_add(c->body, bytes, n < c->cap - kept ? n : c->cap - kept);
+    size_t k = n < c->cap - c->kept ? n : c->cap - c->kept;
+    if (k > 0 && capture_room(c, k) == 0) {
+        memcpy(c->body + c->kept, bytes, k);
+        c->kept += k;
+    } else if (k > 0) {
+        /* out of memory: compared by the bytes kept and the lengths from here on (noted) */
+        c->cap = c->kept;
+        c->sha256 = NULL;
+    }
     c->total += n;
 }
 
@@ -190,12 +217,12 @@ static void capture_side(struct capture *c, sf_cmp_side *side)
     if (!c->final && c->md != NULL)
         EVP_DigestFinal_ex(c->md, c->digest, &dlen);
     c->final = 1;
-    size_t kept = evbuffer_get_length(c->body);
+    size_t kept = c->kept;
     memset(side, 0, sizeof(*side));
     side->status = c->status;
     side->headers = c->hdrs;
     side->nheaders = c->nhdrs;
-    side->body = kept > 0 ? (const char *)evbuffer_pullup(c->body, -1) : "";
+    side->body = kept > 0 ? c->body : "";
     side->body_len = kept;
     side->body_total = c->total;
     side->body_truncated = c->total > kept;
@@ -364,8 +391,7 @@ static int leg_start(sf_shadow *sh, struct leg *g, sf_backend *be, char *head, s
     g->fail = -1;
     g->active = 1;
     g->running = 1;
-    if (capture_init(&g->cap, sh->srv, sh->route->shadow.body_mode != SF_BODY_NONE) < 0)
-        return -1;
+    capture_init(&g->cap, sh->srv, sh->route->shadow.body_mode != SF_BODY_NONE);
     return leg_open(g, 0);
 }
 
@@ -404,7 +430,8 @@ static void leg_take(void *arg, struct evbuffer *in, size_t n)
     evbuffer_drain(in, n);
 }
 
-static void leg_response(struct leg *g)
+/* Returns 1 while the leg still runs, 0 once it is over (the shadow may be gone then). */
+static int leg_response(struct leg *g)
 {
     sf_server *s = g->sh->srv;
     sf_upconn *up = g->up;
@@ -412,10 +439,10 @@ static void leg_response(struct leg *g)
         sf_http_response resp;
         ssize_t r = sf_server_parse_response(s, up->in, &resp);
         if (r == SF_HTTP_INCOMPLETE)
-            return;
+            return 1;
         if (r < 0 || resp.status == 101) {
             leg_finish(g, SF_STATS_ERR_PROTOCOL);
-            return;
+            return 0;
         }
         if (resp.status < 200) {
             evbuffer_drain(up->in, (size_t)r);
@@ -431,20 +458,26 @@ static void leg_response(struct leg *g)
     int done = sf_body_read(&g->body, up->in, leg_take, &g->cap);
     if (done < 0) {
         leg_finish(g, SF_STATS_ERR_PROTOCOL);
-    } else if (done) {
+        return 0;
+    }
+    if (done) {
         if (evbuffer_get_length(up->in) > 0)
             g->reusable = 0;
         g->complete = 1;
         leg_finish(g, -1);
+        return 0;
     }
+    return 1;
 }
 
 static void up_read(void *owner, sf_upconn *up, ssize_t n, int err)
 {
     struct leg *g = owner;
     if (n > 0) {
-        sf_upconn_set_timer(up, g->be->tv_response);
-        leg_response(g);
+        /* the timer restarts only when more is awaited: a whole answer in one read (the usual
+         * case) never touches it before the connection goes back to the pool */
+        if (leg_response(g))
+            sf_upconn_set_timer(up, g->be->tv_response);
         return;
     }
     if (!g->resp_head && evbuffer_get_length(up->in) == 0 && up->reused && !g->retried &&
@@ -497,9 +530,27 @@ static void up_timeout(void *owner, sf_upconn *up)
 
 /* ---- a shadow ---- */
 
-static char *dup_or_null(const char *s)
+/* Copies the n strings of in (NULL ones stay NULL) into one allocation: *block, freed alone.
+ * Returns -1 when out of memory (out then all NULL). */
+static int copy_strings(const char *const *in, const char **out, size_t n, char **block)
 {
-    return s != NULL ? strdup(s) : NULL;
+    size_t len[8], total = 0;
+    for (size_t i = 0; i < n; i++) {
+        len[i] = in[i] != NULL ? strlen(in[i]) + 1 : 0;
+        total += len[i];
+        out[i] = NULL;
+    }
+    char *b = *block = malloc(total > 0 ? total : 1);
+    if (b == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (in[i] == NULL)
+            continue;
+        memcpy(b, in[i], len[i]);
+        out[i] = b;
+        b += len[i];
+    }
+    return 0;
 }
 
 static void shadow_free(sf_shadow *sh)
@@ -516,20 +567,15 @@ static void shadow_free(sf_shadow *sh)
     capture_dispose(&sh->primary);
     TAILQ_REMOVE(&sh->srv->shadows->list, sh, link);
     sf_runtime_unref(sh->rt);
-    free(sh->request_id);
-    free(sh->method);
-    free(sh->path);
-    free(sh->client);
-    free(sh->route_name);
-    free(sh->backend);
-    free(sh->error);
+    free(sh->log_text);
     free(sh);
 }
 
 sf_shadow *sf_shadow_start(sf_server *s, const sf_shadow_params *p)
 {
     struct sf_shadows *all = s->shadows;
-    sf_shadow *sh = calloc(1, sizeof(*sh));
+    size_t lid = strlen(p->request_id) + 1, lm = strlen(p->method) + 1, lp = strlen(p->path) + 1;
+    sf_shadow *sh = calloc(1, sizeof(*sh) + lid + lm + lp);
     if (sh == NULL || cover(all, p->slot) < 0) {
         free(sh);
         free(p->fn_head);
@@ -545,9 +591,9 @@ sf_shadow *sf_shadow_start(sf_server *s, const sf_shadow_params *p)
     sh->has_body = p->has_body ? 1 : 0;
     sh->body_done = !sh->has_body;
     sh->is_head = strcmp(p->method, "HEAD") == 0;
-    sh->request_id = strdup(p->request_id);
-    sh->method = strdup(p->method);
-    sh->path = strdup(p->path);
+    sh->request_id = memcpy(sh->text, p->request_id, lid);
+    sh->method = memcpy(sh->text + lid, p->method, lm);
+    sh->path = memcpy(sh->text + lid + lm, p->path, lp);
     TAILQ_INSERT_TAIL(&all->list, sh, link);
     count_inflight(sh, 1);
     if (all->noise[p->slot] == NULL && p->route->shadow.learn_noise) {
@@ -564,8 +610,8 @@ sf_shadow *sf_shadow_start(sf_server *s, const sf_shadow_params *p)
         sf_noise_destroy(nz);
         free(name);
     }
-    if (capture_init(&sh->primary, s, p->route->shadow.body_mode != SF_BODY_NONE) < 0 ||
-        leg_start(sh, &sh->fn, p->fn, p->fn_head, p->fn_head_len) < 0) {
+    capture_init(&sh->primary, s, p->route->shadow.body_mode != SF_BODY_NONE);
+    if (leg_start(sh, &sh->fn, p->fn, p->fn_head, p->fn_head_len) < 0) {
         if (sh->fn.head == NULL)
             free(p->fn_head);
         if (!sh->fn.running) {
@@ -635,18 +681,16 @@ void sf_shadow_primary_done(sf_shadow *sh, int ok, const sf_access_entry *log)
         abandon(sh, SF_STATS_SKIP_PRIMARY);
     sh->primary_done = 1; /* only now: abandon() must not end the shadow between its legs */
     if (log != NULL) {
+        const char *in[4] = {log->client, log->route, log->backend, log->error}, *out[4];
         sh->log = *log;
-        sh->client = dup_or_null(log->client);
-        sh->route_name = dup_or_null(log->route);
-        sh->backend = dup_or_null(log->backend);
-        sh->error = dup_or_null(log->error);
+        copy_strings(in, out, 4, &sh->log_text); /* out of memory: a line without them */
         sh->log.request_id = sh->request_id;
         sh->log.method = sh->method;
         sh->log.path = sh->path;
-        sh->log.client = sh->client;
-        sh->log.route = sh->route_name;
-        sh->log.backend = sh->backend;
-        sh->log.error = sh->error;
+        sh->log.client = out[0];
+        sh->log.route = out[1];
+        sh->log.backend = out[2];
+        sh->log.error = out[3];
         sh->has_log = 1;
     }
     maybe_end(sh);

@@ -1311,6 +1311,67 @@ static void respell(sbuf *b, json_t *v)
     }
 }
 
+/* The quick check's string scan goes eight bytes at a time: a byte that ends the plain run
+ * (a quote, a backslash, a control character, a byte past ASCII) at every position of a word,
+ * and keys of every length up to past a word, short of one byte or not. */
+static void test_quick_scan(void)
+{
+    sf_shadow_conf c = conf_mode(SF_BODY_JSON);
+    static const struct {
+        const char *ins; /* what goes in the string */
+        const char *dec; /* the same character written otherwise, "" when it is refused */
+        const char *what;
+    } kinds[] = {
+        {"\\\"", "\\u0022", "an escaped quote"},
+        {"\\\\", "\\u005c", "an escaped backslash"},
+        {"\\n", "\\u000a", "an escape"},
+        {"\x7f", "\\u007f", "DEL, which needs no escape"},
+        {"\xc3\xa9", "\\u00e9", "two-byte UTF-8"},
+        {"\xe2\x82\xac", "\\u20ac", "three-byte UTF-8"},
+        {"\xf0\x9f\x98\x80", "\\ud83d\\ude00", "four-byte UTF-8"},
+        {"\x01", "", "a raw control character"},
+        {"\x1f", "", "a raw unit separator"},
+        {"\x80", "", "a lone continuation byte"},
+        {"\xc3", "", "a cut UTF-8 sequence"},
+    };
+    int all_ok = 1;
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        for (int at = 0; at <= 17; at++) {
+            char a[128], b[128];
+            int want = kinds[k].dec[0] != '\0';
+            snprintf(a, sizeof(a), "{\"k\":\"%.*s%s%.*s\",\"z\":1}", at, "abcdefghijklmnopqr",
+                     kinds[k].ins, 17 - at, "ABCDEFGHIJKLMNOPQ");
+            snprintf(b, sizeof(b), "{\"z\":1.0,\"k\":\"%.*s%s%.*s\"}", at, "abcdefghijklmnopqr",
+                     want ? kinds[k].dec : kinds[k].ins, 17 - at, "ABCDEFGHIJKLMNOPQ");
+            int got = sf_cmp_json_equal(&c, a, strlen(a), b, strlen(b));
+            if (got != want || !same_outcome(&c, a, strlen(a), b, strlen(b))) {
+                all_ok = 0;
+                diag("%s at %d: got %d, want %d", kinds[k].what, at, got, want);
+            }
+        }
+    }
+    ok(all_ok, "quick check: each kind of byte ending a plain run, at every offset in a word");
+    all_ok = 1;
+    for (int len = 1; len <= 20; len++) {
+        char key[32], other[32], a[128], b[128], d[128];
+        memset(key, 'k', (size_t)len);
+        key[len] = '\0';
+        memcpy(other, key, (size_t)len + 1);
+        other[len - 1] = 'x'; /* the same length, the last byte apart */
+        snprintf(a, sizeof(a), "{\"%s\":1,\"%s\":2}", key, other);
+        snprintf(b, sizeof(b), "{\"%s\":2,\"%s\":1}", other, key);
+        snprintf(d, sizeof(d), "{\"%s\":1,\"%s\":2}", other, key);
+        int eq = sf_cmp_json_equal(&c, a, strlen(a), b, strlen(b));
+        int ne = sf_cmp_json_equal(&c, a, strlen(a), d, strlen(d));
+        if (eq != 1 || ne != 0 || !same_outcome(&c, a, strlen(a), d, strlen(d))) {
+            all_ok = 0;
+            diag("keys of %d bytes: reordered %d (want 1), swapped values %d (want 0)", len, eq,
+                 ne);
+        }
+    }
+    ok(all_ok, "quick check: keys of 1 to 20 bytes paired by every byte");
+}
+
 static void test_respelled(void)
 {
     sf_shadow_conf c = conf_mode(SF_BODY_JSON);
@@ -1550,6 +1611,7 @@ int main(void)
     test_noise_bounded();
     test_api_edges();
     test_quick_check();
+    test_quick_scan();
     test_random_properties();
     test_respelled();
     bench_compare();
