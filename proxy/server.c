@@ -151,9 +151,10 @@ static void inbox_destroy(struct sf_inbox *in)
     free(in);
 }
 
-/* The other workers of primary p, one by one: for (i = 1; i < p->nworkers; i++). */
+/* A message: f fills in the inbox's fields (called with its lock held). */
 typedef void (*post_fn)(struct sf_inbox *in, void *arg);
 
+/* Posts a message to every worker of primary p but itself, and wakes each. */
 static void post_all(sf_server *p, post_fn f, void *arg)
 {
     for (unsigned i = 1; p->workers != NULL && i < p->nworkers; i++) {
