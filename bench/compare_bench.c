@@ -2,7 +2,10 @@
  * JSON product listings of about 200 B, 2 KB, 20 KB and 200 KB that are identical (the byte
  * fast path), equal with the keys in another order (the quick check, then with jansson alone),
  * one price apart, apart only on a learned noise field; one noise-learning round; and jansson's
- * parse alone, for scale. Prints the median over a few rounds. Not run by CI. */
+ * parse alone, for scale. Prints the median over a few rounds. Not run by CI.
+ * compare_bench A B [N]: the bodies in files A and B instead (e.g. bench/data/order.json and
+ * bench/data/order-reordered.json): ns per quick check and per sf_compare_bodies; with N, just N
+ * calls of each (for callgrind). */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,8 +123,72 @@ static double run_parse(const char *a, size_t la)
     return (end - start) / (double)done;
 }
 
-int main(void)
+static char *slurp(const char *path, size_t *len)
 {
+    FILE *f = fopen(path, "rb");
+    char *b = NULL;
+    long n;
+    if (f != NULL && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
+        fseek(f, 0, SEEK_SET) == 0 && (b = malloc((size_t)n + 1)) != NULL &&
+        fread(b, 1, (size_t)n, f) == (size_t)n) {
+        *len = (size_t)n;
+    } else {
+        free(b);
+        b = NULL;
+    }
+    if (f != NULL)
+        fclose(f);
+    return b;
+}
+
+static int run_pair(const char *pa, const char *pb, long calls)
+{
+    static const sf_shadow_conf conf = {
+        .enabled = 1, .compare_status = 1, .body_mode = SF_BODY_AUTO};
+    size_t la, lb;
+    char *a = slurp(pa, &la), *b = slurp(pb, &lb);
+    int rc = 0;
+    if (a == NULL || b == NULL) {
+        fprintf(stderr, "compare_bench: cannot read %s or %s\n", pa, pb);
+        free(a);
+        free(b);
+        return 1;
+    }
+    int eq = sf_cmp_json_equal(&conf, a, la, b, lb);
+    printf("%s (%zu bytes) vs %s (%zu bytes): quick check says %s\n", pa, la, pb, lb,
+           eq ? "equal" : "not sure");
+    for (int which = 0; which < 2; which++) {
+        double per[ROUNDS];
+        for (int round = 0; round < (calls > 0 ? 1 : ROUNDS); round++) {
+            double start = now_ns(), end;
+            long done = 0;
+            do {
+                if (which == 0) {
+                    if (sf_cmp_json_equal(&conf, a, la, b, lb) != eq)
+                        rc = 1;
+                } else {
+                    sf_cmp_outcome o;
+                    if (sf_compare_bodies(&conf, NULL, a, la, b, lb, 0, &o) != 0)
+                        rc = 1;
+                    sf_cmp_outcome_dispose(&o);
+                }
+                done++;
+                end = now_ns();
+            } while (calls > 0 ? done < calls : end - start < BUDGET_NS);
+            per[round] = (end - start) / (double)done;
+        }
+        printf("%-20s %8.0f ns per call\n", which == 0 ? "quick check" : "sf_compare_bodies",
+               calls > 0 ? per[0] : median(per, ROUNDS));
+    }
+    free(a);
+    free(b);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 3)
+        return run_pair(argv[1], argv[2], argc > 3 ? atol(argv[3]) : 0);
     enum { IDENT, REORDER, REORDER_J, DIFF, NOISE, NJOBS, LEARN = NJOBS, PARSE, NCOLS };
     static const char *const cols[] = {"identical",  "reordered", "(jansson only)", "one diff",
                                        "noise only", "learn",     "jansson parse"};

@@ -726,19 +726,24 @@ static void body_differs(walk *w, const sf_cmp_side *l, const sf_cmp_side *f)
  * Most comparisons of a healthy function are matches, and a function that serializes its own
  * way (another key order, 1.0 for 1, other spacing, escapes) never matches byte for byte. This
  * check decides "equal" for such bodies without jansson's allocation-heavy parse: one strict
- * pass over each body into a flat array of nodes, then one walk. It only ever concludes equal;
- * on a difference, or on anything it is not sure to judge exactly as the jansson path would
+ * pass over the first body into a flat array of nodes, then one pass over the second that
+ * parses it against those nodes: each key looked up among its object's members (the one
+ * expected next, or next to the one paired last, tried first, in the same bytes), a string or
+ * number in the same bytes as its counterpart taken without decoding it, plain decimals compared
+ * as integers and scales. It stops at the first difference. It only ever concludes equal; on a
+ * difference, or on anything it is not sure to judge exactly as the jansson path would
  * (integers past 64 bits, nesting at the depth limit, many ignore patterns, keys so shuffled
  * in big objects that pairing them would cost more than QK_WORK allows), it says "not sure" and
- * jansson decides, and jansson alone names differences. Its
- * parser is at least as strict as jansson's, so a body jansson refuses is never judged equal here.
+ * jansson decides, and jansson alone names differences. Its parser is at least as strict as
+ * jansson's, so a body jansson refuses is never judged equal here.
  */
 
-#define QK_STACK    256 /* nodes on the stack per body before the heap */
+#define QK_STACK    512 /* nodes of the first body on the stack before the heap */
 #define QK_TOKEN    100 /* longer numbers: not sure */
 #define QK_PATTERNS 8   /* more ignore patterns: not sure */
-/* Key comparisons allowed for pairing object members, per node of the two bodies and in all:
- * members in the same order cost one each, shuffled ones up to the object's size each. */
+/* Key comparisons allowed for pairing object members, per node of the two bodies (the second
+ * taken as the size of the first) and in all: members in the same order cost one each, shuffled
+ * ones up to the object's size each. */
 #define QK_WORK_PER_NODE 16
 #define QK_WORK_BASE     4096
 
@@ -747,11 +752,15 @@ enum { QK_NULL, QK_FALSE, QK_TRUE, QK_NUM, QK_STR, QK_ARR, QK_OBJ };
 typedef struct {
     const char *p; /* QK_STR: the value (decoded when it had escapes); QK_NUM: the token */
     uint32_t len;
-    uint32_t n;   /* QK_ARR, QK_OBJ: elements or members (an object's are key, value pairs) */
+    uint32_t n;   /* QK_ARR, QK_OBJ: elements or members (an object's are key, value pairs);
+                   * an object's key: the previous key (0 for the first) */
     uint32_t end; /* the node past this one's subtree */
     uint8_t type;
     uint8_t real;  /* QK_NUM: has a fraction or an exponent */
-    uint8_t taken; /* a key of the second body: paired with one of the first's */
+    uint8_t taken; /* a key of the first body: paired with one of the second's; QK_NUM: a plain
+                    * decimal of its value n / 10^esc (see qnum) */
+    uint8_t esc;   /* QK_STR: had escapes (p is then in the decoded text); QK_OBJ: keys that
+                    * may be duplicates */
 } qnode;
 
 typedef struct {
@@ -786,7 +795,7 @@ static inline int qpush(qdoc *d, int type)
 {
     if (d->n == d->cap && qgrow(d) < 0)
         return -1;
-    d->v[d->n] = (qnode){NULL, 0, 0, 0, (uint8_t)type, 0, 0};
+    d->v[d->n] = (qnode){NULL, 0, 0, 0, (uint8_t)type, 0, 0, 0};
     return (int)d->n++;
 }
 
@@ -797,6 +806,23 @@ static inline const char *qws(const char *p, const char *e)
     while (p < e && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
         p++;
     return p;
+}
+
+/* p at c, whitespace aside: *pp past it, 1; else 0. */
+static inline int qeat(const char **pp, const char *e, char c)
+{
+    const char *p = *pp;
+    if (p < e && *p == c) {
+        *pp = p + 1;
+        return 1;
+    }
+    p = qws(p, e);
+    if (p < e && *p == c) {
+        *pp = p + 1;
+        return 1;
+    }
+    *pp = p;
+    return 0;
 }
 
 static int hex4(const char *p, unsigned *out)
@@ -817,8 +843,9 @@ static int hex4(const char *p, unsigned *out)
 }
 
 /* s[0..end) with its escapes decoded into d->text (RFC 8259 §7; a lone surrogate is refused, as
- * jansson does, and so is NUL in a key, which jansson cannot hold). */
-static int qunescape(qdoc *d, qnode *x, const char *s, const char *end, int key)
+ * jansson does, and so is NUL in a key, which jansson cannot hold): *sp, *lenp. */
+static int qunescape(qdoc *d, const char *s, const char *end, int key, const char **sp,
+                     uint32_t *lenp)
 {
     if (d->text == NULL && (d->text = malloc(d->size)) == NULL)
         return -1;
@@ -888,8 +915,8 @@ static int qunescape(qdoc *d, qnode *x, const char *s, const char *end, int key)
             *o++ = (char)(0x80 | (cp & 0x3f));
         }
     }
-    x->p = start;
-    x->len = (uint32_t)(o - start);
+    *sp = start;
+    *lenp = (uint32_t)(o - start);
     d->tlen += (size_t)(o - start);
     return 0;
 }
@@ -918,8 +945,45 @@ static inline const char *qplain(const char *p, const char *e)
     return p;
 }
 
-/* *pp at the opening quote. */
-static int qstring(qdoc *d, const char **pp, const char *e, int key)
+/* x[0..n) and y[0..n) are the same bytes: up to 16 without a call, as two words that may
+ * overlap. */
+static inline __attribute__((always_inline)) int qbytes_equal(const char *x, const char *y,
+                                                              uint32_t n)
+{
+    uint64_t a, b, c, d;
+    uint32_t h, i, j, k;
+    uint16_t s, t, u, v;
+    if (n >= 8 && n <= 16) {
+        memcpy(&a, x, 8);
+        memcpy(&b, y, 8);
+        memcpy(&c, x + n - 8, 8);
+        memcpy(&d, y + n - 8, 8);
+        return ((a ^ b) | (c ^ d)) == 0;
+    }
+    if (n >= 4 && n < 8) {
+        memcpy(&h, x, 4);
+        memcpy(&i, y, 4);
+        memcpy(&j, x + n - 4, 4);
+        memcpy(&k, y + n - 4, 4);
+        return ((h ^ i) | (j ^ k)) == 0;
+    }
+    if (n >= 2 && n < 4) {
+        memcpy(&s, x, 2);
+        memcpy(&t, y, 2);
+        memcpy(&u, x + n - 2, 2);
+        memcpy(&v, y + n - 2, 2);
+        return s == t && u == v;
+    }
+    if (n < 2)
+        return n == 0 || x[0] == y[0];
+    return x[0] == y[0] && memcmp(x, y, n) == 0;
+}
+
+/* *pp at the opening quote: the string's value in *sp, *lenp (decoded into d->text when it has
+ * escapes), *pp past the closing quote. Returns 1 when it had escapes, 0 when not, -1 when it
+ * is not valid. */
+static inline int qstr(qdoc *d, const char **pp, const char *e, int key, const char **sp,
+                       uint32_t *lenp)
 {
     const char *p = *pp + 1, *s = p;
     int esc = 0;
@@ -946,20 +1010,15 @@ static int qstring(qdoc *d, const char **pp, const char *e, int key)
             p += k;
         }
     }
-    int i = qpush(d, QK_STR);
-    if (i < 0)
-        return -1;
-    qnode *x = &d->v[i];
     if (esc) {
-        if (qunescape(d, x, s, p, key) < 0)
+        if (qunescape(d, s, p, key, sp, lenp) < 0)
             return -1;
     } else {
-        x->p = s;
-        x->len = (uint32_t)(p - s);
+        *sp = s;
+        *lenp = (uint32_t)(p - s);
     }
-    x->end = d->n;
     *pp = p + 1;
-    return 0;
+    return esc;
 }
 
 /* An integer token's value; -1 past 64 bits. */
@@ -1018,25 +1077,31 @@ static int qdecimal(const char *p, size_t n, qdec *o)
     return 0;
 }
 
-/* *pp at '-' or a digit: RFC 8259 §6. */
-static int qnumber(qdoc *d, const char **pp, const char *e)
+/* *pp at '-' or a digit: RFC 8259 §6. Returns 1 for a real (a fraction or an exponent), 0 for
+ * an integer, -1 when invalid or not sure; *pp past the token. A plain decimal (no exponent, at
+ * most 19 digits) is also read as *fm / 10^*ff with no trailing zero in *fm when *ff > 0 (one
+ * value, one form); *ff is -1 for other tokens. */
+static inline __attribute__((always_inline)) int qnum(const char **pp, const char *e, uint64_t *fm,
+                                                      int *ff)
 {
     const char *p = *pp, *s = p;
-    int real = 0, exp = 0;
+    int real = 0, exp = 0, nd = 0, f = 0;
+    uint64_t v = 0;
     p += p < e && *p == '-';
-    if (p < e && *p == '0')
+    if (p < e && *p == '0') {
         p++;
-    else if (p < e && *p >= '1' && *p <= '9')
-        while (p < e && *p >= '0' && *p <= '9')
-            p++;
-    else
+    } else if (p < e && *p >= '1' && *p <= '9') {
+        for (; p < e && *p >= '0' && *p <= '9'; p++, nd++)
+            v = v * 10 + (uint64_t)(*p - '0');
+    } else {
         return -1;
+    }
     if (p < e && *p == '.') {
         real = 1;
         if (++p >= e || *p < '0' || *p > '9')
             return -1;
-        while (p < e && *p >= '0' && *p <= '9')
-            p++;
+        for (; p < e && *p >= '0' && *p <= '9'; p++, nd++, f++)
+            v = v * 10 + (uint64_t)(*p - '0');
     }
     if (p < e && (*p == 'e' || *p == 'E')) {
         real = exp = 1;
@@ -1050,128 +1115,196 @@ static int qnumber(qdoc *d, const char **pp, const char *e)
     size_t n = (size_t)(p - s);
     json_int_t iv;
     qdec dec;
-    if (n > QK_TOKEN || (!real && qint(s, n, &iv) < 0))
+    if (n > QK_TOKEN || (!real && n > 18 && qint(s, n, &iv) < 0))
         return -1; /* jansson reads a document with such an integer as all reals */
     /* jansson refuses a real that overflows a double: anything from 10^308 up is not sure */
     if (exp && (qdecimal(s, n, &dec) < 0 || (dec.nd > 0 && (long)dec.nd + dec.e10 > 308)))
         return -1;
-    int i = qpush(d, QK_NUM);
-    if (i < 0)
+    if (exp || nd > 19) { /* (digits counted past leading zeros of the fraction too) */
+        f = -1;
+    } else {
+        while (f > 0 && v % 10 == 0) {
+            v /= 10;
+            f--;
+        }
+    }
+    *fm = v;
+    *ff = f;
+    *pp = p;
+    return real;
+}
+
+/* true, false or null at *pp: its type, or -1; *pp past it. */
+static inline int qword(const char **pp, const char *e)
+{
+    const char *p = *pp;
+    int t = *p == 'n' ? QK_NULL : *p == 'f' ? QK_FALSE : QK_TRUE;
+    static const char *const words[] = {"null", "false", "true"};
+    static const size_t lens[] = {4, 5, 4};
+    if ((size_t)(e - p) < lens[t] || memcmp(p, words[t], lens[t]) != 0)
         return -1;
-    d->v[i].p = s;
-    d->v[i].len = (uint32_t)n;
-    d->v[i].real = (uint8_t)real;
+    *pp = p + lens[t];
+    return t;
+}
+
+/* A string, number, true, false or null of the first body at *pp (no whitespace before it) as
+ * one node. */
+static inline __attribute__((always_inline)) int qscalar(qdoc *d, const char **pp, const char *e)
+{
+    const char *p = *pp;
+    int i;
+    if (*p == '"') {
+        int esc;
+        if ((i = qpush(d, QK_STR)) < 0 || (esc = qstr(d, &p, e, 0, &d->v[i].p, &d->v[i].len)) < 0)
+            return -1;
+        d->v[i].esc = (uint8_t)esc;
+    } else if (*p == 't' || *p == 'f' || *p == 'n') {
+        int t = qword(&p, e);
+        if (t < 0 || (i = qpush(d, t)) < 0)
+            return -1;
+    } else {
+        const char *s = p;
+        uint64_t m;
+        int f, real = qnum(&p, e, &m, &f);
+        if (real < 0 || (i = qpush(d, QK_NUM)) < 0)
+            return -1;
+        qnode *y = &d->v[i];
+        y->p = s;
+        y->len = (uint32_t)(p - s);
+        y->real = (uint8_t)real;
+        if (f >= 0 && m <= UINT32_MAX) {
+            y->taken = 1;
+            y->n = (uint32_t)m;
+            y->esc = (uint8_t)f;
+        }
+    }
     d->v[i].end = d->n;
     *pp = p;
     return 0;
 }
 
+/* The first body, parsed into d's nodes (scalars in a container without a call each). */
 static int qvalue(qdoc *d, const char **pp, const char *e, int depth)
 {
     const char *p = qws(*pp, e);
-    int i;
     if (p >= e)
         return -1;
-    switch (*p) {
-    case '{':
-    case '[': {
-        int obj = *p == '{';
-        char close = obj ? '}' : ']';
-        uint32_t n = 0;
-        if (depth >= SF_CMP_MAX_DEPTH || (i = qpush(d, obj ? QK_OBJ : QK_ARR)) < 0)
+    if (*p != '{' && *p != '[') {
+        if (qscalar(d, &p, e) < 0)
             return -1;
-        p = qws(p + 1, e);
-        if (p < e && *p == close) {
-            p++;
-        } else {
-            for (;;) {
-                if (obj) {
-                    if (p >= e || *p != '"' || qstring(d, &p, e, 1) < 0)
-                        return -1;
-                    p = qws(p, e);
-                    if (p >= e || *p != ':')
-                        return -1;
-                    p++;
-                }
-                if (qvalue(d, &p, e, depth + 1) < 0)
+        *pp = p;
+        return 0;
+    }
+    int obj = *p == '{', i;
+    char close = obj ? '}' : ']';
+    uint32_t n = 0, prev = 0;
+    uint64_t seen = 0; /* a key's first and last bytes and length, hashed to a bit */
+    if (depth >= SF_CMP_MAX_DEPTH || (i = qpush(d, obj ? QK_OBJ : QK_ARR)) < 0)
+        return -1;
+    p = qws(p + 1, e);
+    if (p < e && *p == close) {
+        p++;
+    } else {
+        for (;;) {
+            if (obj) {
+                int k, esc;
+                if (p >= e || *p != '"' || (k = qpush(d, QK_STR)) < 0 ||
+                    (esc = qstr(d, &p, e, 1, &d->v[k].p, &d->v[k].len)) < 0)
                     return -1;
-                n++;
+                qnode *y = &d->v[k];
+                y->end = d->n;
+                y->esc = (uint8_t)esc;
+                y->n = prev;
+                prev = (uint32_t)k;
+                unsigned h = y->len == 0 ? 0
+                                         : (unsigned char)y->p[0] * 7u +
+                                               (unsigned char)y->p[y->len - 1] * 3u + y->len;
+                if (seen & (uint64_t)1 << (h & 63))
+                    d->v[i].esc = 1;
+                seen |= (uint64_t)1 << (h & 63);
+                if (!qeat(&p, e, ':'))
+                    return -1;
                 p = qws(p, e);
-                if (p < e && *p == ',') {
-                    p = qws(p + 1, e);
-                    continue;
-                }
-                if (p < e && *p == close) {
-                    p++;
-                    break;
-                }
-                return -1;
             }
+            if (p >= e)
+                return -1;
+            if (*p == '{' || *p == '[' ? qvalue(d, &p, e, depth + 1) < 0 : qscalar(d, &p, e) < 0)
+                return -1;
+            n++;
+            if (qeat(&p, e, ',')) {
+                p = qws(p, e);
+                continue;
+            }
+            if (qeat(&p, e, close))
+                break;
+            return -1;
         }
-        d->v[i].n = n;
-        break;
     }
-    case '"':
-        i = (int)d->n;
-        if (qstring(d, &p, e, 0) < 0)
-            return -1;
-        break;
-    case 't':
-    case 'f':
-    case 'n': {
-        static const char *const words[] = {"null", "false", "true"};
-        int t = *p == 'n' ? QK_NULL : *p == 'f' ? QK_FALSE : QK_TRUE;
-        size_t n = strlen(words[t]);
-        if ((size_t)(e - p) < n || memcmp(p, words[t], n) != 0 || (i = qpush(d, t)) < 0)
-            return -1;
-        p += n;
-        break;
-    }
-    default:
-        i = (int)d->n;
-        if (qnumber(d, &p, e) < 0)
-            return -1;
-        break;
-    }
+    d->v[i].n = n;
     d->v[i].end = d->n;
     *pp = p;
     return 0;
 }
 
-static int qparse(qdoc *d, qnode *stack, const sf_cmp_side *s)
+/* A plain decimal token (no exponent, at most 19 digits) as m / 10^frac with no trailing zero
+ * in m when frac > 0: one value, one form. -1 for other tokens. */
+static inline int qfixed(const char *p, size_t n, uint64_t *m, int *frac)
 {
-    memset(d, 0, sizeof(*d));
-    d->v = stack;
-    d->cap = QK_STACK;
-    d->size = s->body_len;
-    const char *p = body_of(s), *e = p + s->body_len;
-    if (s->body_len >= UINT32_MAX || qvalue(d, &p, e, 0) < 0)
-        return -1;
-    return qws(p, e) == e ? 0 : -1;
+    const char *e = p + n;
+    uint64_t v = 0;
+    int f = 0, dot = 0, nd = 0;
+    for (p += *p == '-'; p < e; p++) {
+        if (*p == '.') {
+            dot = 1;
+            continue;
+        }
+        if (*p == 'e' || *p == 'E' || ++nd > 19)
+            return -1;
+        v = v * 10 + (uint64_t)(*p - '0');
+        f += dot;
+    }
+    while (f > 0 && v % 10 == 0) {
+        v /= 10;
+        f--;
+    }
+    *m = v;
+    *frac = f;
+    return 0;
 }
 
-static int qnum_equal(const qnode *x, const qnode *y)
+static int qnum_equal(const char *xp, uint32_t xlen, int xreal, const char *yp, uint32_t ylen,
+                      int yreal)
 {
-    if (x->len == y->len && memcmp(x->p, y->p, x->len) == 0)
+    if (xlen == ylen && qbytes_equal(xp, yp, xlen))
         return 1;
     json_int_t a, b;
-    if (!x->real && !y->real)
-        return qint(x->p, x->len, &a) == 0 && qint(y->p, y->len, &b) == 0 && a == b;
+    uint64_t mx, my;
+    int fx, fy;
+    if (qfixed(xp, xlen, &mx, &fx) == 0 && qfixed(yp, ylen, &my, &fy) == 0) {
+        if (mx == 0 || my == 0) /* zero, of either sign, equals only zero */
+            return mx == my;
+        /* the same decimal: the same double, and an integer equals it as jansson checks it
+         * unless it is beyond 2^53, where the real's double may be another integer */
+        return (xp[0] == '-') == (yp[0] == '-') && mx == my && fx == fy &&
+               (xreal == yreal || mx <= (uint64_t)1 << 53);
+    }
+    if (!xreal && !yreal)
+        return qint(xp, xlen, &a) == 0 && qint(yp, ylen, &b) == 0 && a == b;
     qdec dx, dy;
-    if (qdecimal(x->p, x->len, &dx) < 0 || qdecimal(y->p, y->len, &dy) < 0)
+    if (qdecimal(xp, xlen, &dx) < 0 || qdecimal(yp, ylen, &dy) < 0)
         return 0;
     if (dx.nd == 0 || dy.nd == 0) /* zero, of either sign, equals only zero */
         return dx.nd == dy.nd;
     if (dx.neg != dy.neg || dx.nd != dy.nd || dx.e10 != dy.e10 || memcmp(dx.d, dy.d, dx.nd) != 0)
         return 0;
-    /* The same decimal: the same double, and an integer equals it as jansson checks it unless
-     * it is beyond 2^53, where the real's double may be another integer. */
-    const qnode *i = !x->real ? x : !y->real ? y : NULL;
-    return i == NULL || (qint(i->p, i->len, &a) == 0 && a >= -(1LL << 53) && a <= (1LL << 53));
+    const char *ip = !xreal ? xp : !yreal ? yp : NULL;
+    uint32_t il = !xreal ? xlen : ylen;
+    return ip == NULL || (qint(ip, il, &a) == 0 && a >= -(1LL << 53) && a <= (1LL << 53));
 }
 
 typedef struct {
-    qdoc a, b;
+    qdoc a;                 /* the first body's nodes */
+    qdoc b;                 /* the second body's decoded strings */
     const char *const *pat; /* ignore patterns, all starting with '/' */
     size_t npat;
     long work; /* key comparisons left for pairing members */
@@ -1198,99 +1331,308 @@ static int qdescend(const qcmp *c, const char *const *cur, const seg *s, const c
     return 0;
 }
 
-static inline int qkey_equal(const qnode *x, const qnode *y)
+/* The string at p (at its opening quote) has the bytes of x, a string without escapes. */
+static inline int qsame_plain(const qnode *x, const char *p, const char *e)
 {
-    if (x->len != y->len)
-        return 0;
-    if (x->len <= 8) { /* most keys and short values: no call */
-        for (uint32_t i = 0; i < x->len; i++)
-            if (x->p[i] != y->p[i])
-                return 0;
-        return 1;
-    }
-    return x->p[0] == y->p[0] && memcmp(x->p, y->p, x->len) == 0;
+    return !x->esc && (size_t)(e - p) > (size_t)x->len + 1 && p[x->len + 1] == '"' &&
+           qbytes_equal(p + 1, x->p, x->len);
 }
 
-/* 1: equal (ignored paths aside); 0: different or not sure. */
-static int qequal(qcmp *c, uint32_t ia, uint32_t ib, const char *const *cur)
+/* The number at p is x's token (the same bytes, followed by none that would extend it). */
+static inline __attribute__((always_inline)) int qsame_token(const qnode *x, const char *p,
+                                                             const char *e)
 {
-    const qnode *x = &c->a.v[ia];
-    qnode *y = &c->b.v[ib];
-    const char *next[QK_PATTERNS];
-    if (x->type != y->type)
+    if ((size_t)(e - p) < x->len || !qbytes_equal(p, x->p, x->len))
         return 0;
-    switch (x->type) {
-    case QK_NUM:
-        return qnum_equal(x, y);
-    case QK_STR:
-        return qkey_equal(x, y);
-    case QK_ARR:
-        if (x->n != y->n)
-            return 0;
-        ia++;
-        ib++;
-        for (uint32_t k = 0; k < x->n; k++) {
-            seg s = {NULL, 0, k};
-            if (!(c->npat > 0 && qdescend(c, cur, &s, next)) && !qequal(c, ia, ib, next))
-                return 0;
-            ia = c->a.v[ia].end;
-            ib = c->b.v[ib].end;
-        }
+    if ((size_t)(e - p) == x->len)
         return 1;
-    case QK_OBJ: {
-        /* Each key of the first body is paired with the first unpaired member of the second
-         * with that key. With duplicate keys (jansson keeps the last) the k-th of the first
-         * body then pairs with the k-th of the second, the last with the last, so equal pairs
-         * mean equal objects to jansson too. */
-        uint32_t ka = ia + 1, first = ib + 1, nfirst = 0;
-        for (uint32_t k = 0; k < x->n; k++, ka = c->a.v[ka + 1].end) {
-            const qnode *key = &c->a.v[ka];
-            seg s = {key->p, key->len, 0};
-            while (nfirst < y->n && c->b.v[first].taken) {
-                first = c->b.v[first + 1].end;
-                nfirst++;
+    char n = p[x->len];
+    return !((n >= '0' && n <= '9') || n == '.' || n == 'e' || n == 'E' || n == '+' || n == '-');
+}
+
+/* A value of the second body that has no counterpart (an ignored one), checked as strictly as
+ * qvalue checks the first: 0, or -1 when it is not valid (or not sure). */
+static int qskip(qcmp *c, const char **pp, const char *e, int depth)
+{
+    const char *p = qws(*pp, e), *s;
+    uint32_t len;
+    if (p >= e)
+        return -1;
+    switch (*p) {
+    case '{':
+    case '[': {
+        int obj = *p == '{';
+        char close = obj ? '}' : ']';
+        if (depth >= SF_CMP_MAX_DEPTH)
+            return -1;
+        p = qws(p + 1, e);
+        if (p < e && *p == close) {
+            p++;
+            break;
+        }
+        for (;;) {
+            if (obj) {
+                if (p >= e || *p != '"' || qstr(&c->b, &p, e, 1, &s, &len) < 0)
+                    return -1;
+                if (!qeat(&p, e, ':'))
+                    return -1;
             }
-            if (c->npat > 0 && qdescend(c, cur, &s, next))
-                continue; /* ignored: its counterpart stays unpaired, and is ignored too */
-            uint32_t j = first, m = nfirst;
-            for (; m < y->n && --c->work > 0; m++, j = c->b.v[j + 1].end)
-                if (!c->b.v[j].taken && qkey_equal(key, &c->b.v[j]))
-                    break;
-            if (m == y->n || c->work <= 0)
-                return 0;
-            c->b.v[j].taken = 1;
-            if (!qequal(c, ka + 1, j + 1, next))
-                return 0;
+            if (qskip(c, &p, e, depth + 1) < 0)
+                return -1;
+            if (qeat(&p, e, ',')) {
+                p = qws(p, e);
+                continue;
+            }
+            if (qeat(&p, e, close))
+                break;
+            return -1;
         }
-        for (uint32_t j = ib + 1, m = 0; m < y->n; m++, j = c->b.v[j + 1].end) {
-            seg s = {c->b.v[j].p, c->b.v[j].len, 0};
-            if (!c->b.v[j].taken && !(c->npat > 0 && qdescend(c, cur, &s, next)))
-                return 0; /* a member only the second body has */
-        }
-        return 1;
+        break;
     }
-    default:
-        return 1; /* null, false, true: the type says it all */
+    case '"':
+        if (qstr(&c->b, &p, e, 0, &s, &len) < 0)
+            return -1;
+        break;
+    case 't':
+    case 'f':
+    case 'n':
+        if (qword(&p, e) < 0)
+            return -1;
+        break;
+    default: {
+        uint64_t m;
+        int f;
+        if (qnum(&p, e, &m, &f) < 0)
+            return -1;
     }
+    }
+    *pp = p;
+    return 0;
 }
 
+/* A string, number, true, false or null of the second body at *pp (no whitespace before it)
+ * against the first body's node x: 1 when equal, *pp then past it; 0 when different, invalid or
+ * not sure. */
+static inline __attribute__((always_inline)) int qmatch_scalar(qcmp *c, const char **pp,
+                                                               const char *e, const qnode *x)
+{
+    const char *p = *pp, *s;
+    uint32_t len;
+    switch (*p) {
+    case '"':
+        if (x->type != QK_STR)
+            return 0;
+        if (qsame_plain(x, p, e))
+            p += x->len + 2; /* the same bytes: valid as the first body's */
+        else if (qstr(&c->b, &p, e, 0, &s, &len) < 0 || x->len != len ||
+                 !qbytes_equal(x->p, s, len))
+            return 0;
+        break;
+    case 't':
+    case 'f':
+    case 'n':
+        if (qword(&p, e) != x->type)
+            return 0;
+        break;
+    default: {
+        const char *t = p;
+        if (x->type == QK_NUM && qsame_token(x, p, e)) {
+            p += x->len; /* the same token: valid as the first body's */
+            break;
+        }
+        uint64_t m;
+        int f, real = qnum(&p, e, &m, &f);
+        if (real < 0 || x->type != QK_NUM)
+            return 0;
+        if (x->taken && f >= 0) { /* both plain decimals: see qnum_equal */
+            if (x->n == 0 || m == 0) {
+                if (x->n != m)
+                    return 0;
+            } else if ((x->p[0] == '-') != (t[0] == '-') || x->n != m || x->esc != f ||
+                       (x->real != real && m > (uint64_t)1 << 53)) {
+                return 0;
+            }
+        } else if (!qnum_equal(x->p, x->len, x->real, t, (uint32_t)(p - t), real)) {
+            return 0;
+        }
+    }
+    }
+    *pp = p;
+    return 1;
+}
+
+/* The second body's value at *pp, parsed against the first body's node ia: 1 when equal
+ * (ignored paths aside), *pp then past it; 0 when different, invalid or not sure (the rest of
+ * the body is not read). */
+static int qmatch(qcmp *c, const char **pp, const char *e, uint32_t ia, const char *const *cur,
+                  int depth)
+{
+    const char *p = qws(*pp, e), *s;
+    const qnode *x = &c->a.v[ia];
+    const char *next[QK_PATTERNS];
+    uint32_t len;
+    if (p >= e)
+        return 0;
+    if (*p != '{' && *p != '[') {
+        if (!qmatch_scalar(c, &p, e, x))
+            return 0;
+        *pp = p;
+        return 1;
+    }
+    switch (*p) {
+    case '{': {
+        /* Each member of the second body is paired with the first unpaired member of the first
+         * with its key. With duplicate keys (jansson keeps the last) the k-th of one body then
+         * pairs with the k-th of the other, the last with the last, so equal pairs mean equal
+         * objects to jansson too. */
+        if (x->type != QK_OBJ || depth >= SF_CMP_MAX_DEPTH)
+            return 0;
+        qnode *v = c->a.v;
+        uint32_t lo = ia + 1, nlo = 0, got = 0; /* the first unpaired member, its position */
+        uint32_t last = 0;                      /* the member paired last */
+        p = qws(p + 1, e);
+        if (p < e && *p == '}') {
+            p++;
+        } else {
+            for (;;) {
+                uint32_t j = 0, m = x->n, found = 0;
+                while (nlo < x->n && v[lo].taken) {
+                    lo = v[lo + 1].end;
+                    nlo++;
+                }
+                if (p >= e || *p != '"')
+                    return 0;
+                /* The key expected in the same bytes (valid as the first body's): the first
+                 * unpaired one, or, when no key may be a duplicate, the one after or before the
+                 * key paired last (the same or the reverse order). */
+                if (nlo < x->n && qsame_plain(&v[lo], p, e)) {
+                    j = lo;
+                    found = 1;
+                } else if (last != 0 && !x->esc) {
+                    uint32_t after = v[last + 1].end, before = v[last].n;
+                    if (after < x->end && !v[after].taken && qsame_plain(&v[after], p, e)) {
+                        j = after;
+                        found = 1;
+                    } else if (before != 0 && !v[before].taken && qsame_plain(&v[before], p, e)) {
+                        j = before;
+                        found = 1;
+                    }
+                }
+                if (found) {
+                    s = v[j].p;
+                    len = v[j].len;
+                    p += len + 2;
+                } else if (qstr(&c->b, &p, e, 1, &s, &len) < 0) {
+                    return 0;
+                }
+                if (!qeat(&p, e, ':'))
+                    return 0;
+                seg sg = {s, len, 0};
+                if (c->npat > 0 && qdescend(c, cur, &sg, next)) {
+                    if (qskip(c, &p, e, depth + 1) < 0)
+                        return 0; /* ignored: its counterpart stays unpaired, ignored too */
+                } else {
+                    if (!found) {
+                        for (j = lo, m = nlo; m < x->n; m++, j = v[j + 1].end) {
+                            if (--c->work <= 0)
+                                return 0;
+                            if (v[j].len == len && !v[j].taken && qbytes_equal(v[j].p, s, len))
+                                break;
+                        }
+                        if (m == x->n)
+                            return 0; /* a member only the second body has */
+                    }
+                    v[j].taken = 1;
+                    last = j;
+                    got++;
+                    p = qws(p, e);
+                    if (p < e && *p != '{' && *p != '[' ? !qmatch_scalar(c, &p, e, &v[j + 1])
+                                                        : !qmatch(c, &p, e, j + 1, next, depth + 1))
+                        return 0;
+                }
+                if (qeat(&p, e, ',')) {
+                    p = qws(p, e);
+                    continue;
+                }
+                if (qeat(&p, e, '}'))
+                    break;
+                return 0;
+            }
+        }
+        if (got < x->n) /* members only the first body has, unless ignored */
+            for (uint32_t j = ia + 1, m = 0; m < x->n; m++, j = v[j + 1].end) {
+                seg sg = {v[j].p, v[j].len, 0};
+                if (!v[j].taken && !(c->npat > 0 && qdescend(c, cur, &sg, next)))
+                    return 0;
+            }
+        break;
+    }
+    case '[': {
+        if (x->type != QK_ARR || depth >= SF_CMP_MAX_DEPTH)
+            return 0;
+        uint32_t k = 0, ja = ia + 1;
+        p = qws(p + 1, e);
+        if (p < e && *p == ']') {
+            p++;
+        } else {
+            for (;;) {
+                if (k >= x->n)
+                    return 0;
+                seg sg = {NULL, 0, k};
+                if (c->npat > 0 && qdescend(c, cur, &sg, next)) {
+                    if (qskip(c, &p, e, depth + 1) < 0)
+                        return 0;
+                } else {
+                    p = qws(p, e);
+                    if (p < e && *p != '{' && *p != '[' ? !qmatch_scalar(c, &p, e, &c->a.v[ja])
+                                                        : !qmatch(c, &p, e, ja, next, depth + 1))
+                        return 0;
+                }
+                ja = c->a.v[ja].end;
+                k++;
+                if (qeat(&p, e, ',')) {
+                    p = qws(p, e);
+                    continue;
+                }
+                if (qeat(&p, e, ']'))
+                    break;
+                return 0;
+            }
+        }
+        if (k != x->n)
+            return 0;
+        break;
+    }
+    }
+    *pp = p;
+    return 1;
+}
+
+/* One strict pass over the first body into a flat array of nodes, then one over the second
+ * that looks each of its values up there. */
 static int quick_equal(const sf_shadow_conf *conf, const sf_cmp_side *l, const sf_cmp_side *f)
 {
-    qnode sa[QK_STACK], sb[QK_STACK];
+    qnode stack[QK_STACK];
     const char *cur[QK_PATTERNS];
     qcmp c;
     int eq = 0;
-    if (conf->nignore > QK_PATTERNS)
+    if (conf->nignore > QK_PATTERNS || l->body_len >= UINT32_MAX || f->body_len >= UINT32_MAX)
         return 0;
-    memset(&c.a, 0, sizeof(c.a));
-    memset(&c.b, 0, sizeof(c.b));
+    memset(&c, 0, sizeof(c));
+    c.a.v = stack;
+    c.a.cap = QK_STACK;
+    c.a.size = l->body_len;
+    c.b.size = f->body_len;
     c.pat = (const char *const *)conf->ignore;
     c.npat = conf->nignore;
     for (size_t k = 0; k < c.npat; k++)
         cur[k] = c.pat[k][0] == '/' ? c.pat[k] : NULL;
-    if (qparse(&c.a, sa, l) == 0 && qparse(&c.b, sb, f) == 0) {
-        c.work = QK_WORK_PER_NODE * (long)(c.a.n + c.b.n) + QK_WORK_BASE;
-        eq = qequal(&c, 0, 0, cur);
+    const char *p = body_of(l), *e = p + l->body_len;
+    if (qvalue(&c.a, &p, e, 0) == 0 && qws(p, e) == e) {
+        c.work = QK_WORK_PER_NODE * 2 * (long)c.a.n + QK_WORK_BASE;
+        p = body_of(f);
+        e = p + f->body_len;
+        eq = qmatch(&c, &p, e, 0, cur, 0) && qws(p, e) == e;
     }
     qdoc_dispose(&c.a);
     qdoc_dispose(&c.b);

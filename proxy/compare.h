@@ -99,9 +99,10 @@ typedef struct sf_noise sf_noise;
  * never differ. Each difference is named at the deepest node that differs.
  * Cost: identical bodies are never parsed (tens of ns). JSON bodies that differ only in
  * serialization (key order, spacing, 1.0 for 1, escapes) are found equal by a quick strict
- * check with no per-node allocation (about 2 ns per byte on the bench machine). Otherwise each
- * body is parsed once by jansson, which alone names differences: the bulk of the cost of a
- * mismatch or noise (about 20 us per KB of each body there, so tens of ms for bodies of a MiB).
+ * check with no per-node allocation that parses the second straight against the first (about
+ * 1 ns per byte of the two bodies on the bench machine). Otherwise each body is parsed once by
+ * jansson, which alone names differences: the bulk of the cost of a mismatch or noise (about
+ * 20 us per KB of each body there, so tens of ms for bodies of a MiB).
  * Fills out (the caller disposes it, whatever the return). Returns 0, or -1 when out of memory
  * or given NULL sides (out then holds MATCH and no diffs). */
 int sf_compare(const sf_shadow_conf *conf, const sf_noise *noise, const sf_cmp_side *legacy,

@@ -1007,6 +1007,31 @@ static void test_quick_check(void)
           "duplicates in another order: not sure");
     quick(&c, "{\"a\":1}", "{\"a\":1,\"b\":2}", 0, "a member only the second has");
     quick(&c, "[[1,2]]", "[[1,2,3]]", 0, "an array of another length");
+    /* the second body is parsed against the first: keys looked up next to the one paired last,
+     * strings and numbers in the same bytes taken as they are */
+    quick(&c, "{\"a\":1,\"b\":2,\"c\":3,\"d\":4}", "{\"d\":4,\"c\":3,\"b\":2,\"a\":1}", 1,
+          "keys in reverse order");
+    quick(&c, "{\"a\":1,\"b\":2,\"c\":3,\"d\":4}", "{\"c\":3,\"d\":4,\"a\":1,\"b\":2}", 1,
+          "keys rotated");
+    quick(&c, "{\"a\":1,\"b\":2,\"c\":3}", "{\"c\":3,\"b\":2,\"c\":3}", 0,
+          "a key twice in the second, one missing");
+    quick(&c, "{\"x\":0,\"a\":1,\"b\":0,\"a\":2}", "{\"a\":1,\"x\":0,\"a\":2,\"b\":0}", 1,
+          "duplicates paired in order among moved keys");
+    quick(&c, "{\"k\":1,\"x\":0,\"k\":2}", "{\"x\":0,\"k\":2,\"k\":1}", 0,
+          "duplicates in another order next to the key paired last: not sure");
+    quick(&c, "{\"kk\":1,\"k\":2}", "{\"k\":2,\"kk\":1}", 1, "a key the prefix of another");
+    quick(&c, "{\"\\u0061b\":1,\"c\":2}", "{\"c\":2,\"ab\":1}", 1,
+          "a key escaped in the first only");
+    quick(&c, "[\"abc\",\"abc\"]", "[\"abc\",\"abc\"x]", 0, "a string run on");
+    quick(&c, "[\"abc\"]", "[\"abc", 0, "a string cut");
+    quick(&c, "[12,12,12]", "[12,12.,12]", 0, "a number run on into a bare point");
+    quick(&c, "[12]", "[12e]", 0, "a number run on into an empty exponent");
+    quick(&c, "[12,3]", "[12 ,3]", 1, "a number before spaces");
+    quick(&c, "[4294967295,4294967296,1844674407370955]",
+          "[4294967295.0,4294967296.00,1844674407370955.000]", 1, "plain decimals past 32 bits");
+    quick(&c, "[0.05,-0.5,-0]", "[0.050,-0.50,0.0]", 1, "fractions and zeros");
+    quick(&c, "[0.05]", "[-0.05]", 0, "another sign");
+    quick(&c, "[0.05]", "[0.5]", 0, "another scale");
     char *deep = nested(SF_CMP_MAX_DEPTH + 1, "1", 0),
          *deep2 = nested(SF_CMP_MAX_DEPTH + 1, "1", 1);
     quick(&c, deep, deep2, 0, "nesting past the depth limit: not sure (noted by jansson)");
@@ -1026,6 +1051,12 @@ static void test_quick_check(void)
           "ignored paths differ");
     quick(&c, "{\"id\":1,\"generated_at\":1}", "{\"id\":1}", 1, "an ignored member missing");
     quick(&c, "{\"id\":1}", "{\"id\":1,\"generated_at\":1}", 1, "an ignored member added");
+    quick(&c, "{\"id\":1}", "{\"id\":1,\"generated_at\":[1,}", 0,
+          "an ignored member added that is not valid JSON");
+    quick(&c, "{\"id\":1}", "{\"id\":1,\"generated_at\":[1,2.5e3,\"\\u00e9\",{\"a\":null}]}", 1,
+          "an ignored member added, of every kind");
+    quick(&c, "{\"items\":[{\"etag\":1}]}", "{\"items\":[{\"etag\":[1}]}", 0,
+          "an ignored element that is not valid JSON");
     quick(&c, "{\"a/b\":1}", "{\"a/b\":2}", 1, "an escaped ignore pattern");
     quick(&c, "{\"items\":[{\"n\":1}]}", "{\"items\":[{\"n\":2}]}", 0, "beside an ignored path");
     char *many[QK_MANY], x[] = "/x";
