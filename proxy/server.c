@@ -1224,6 +1224,16 @@ int sf_server_run(sf_server *s)
         sf_error("event loop failed");
         rc = 1;
     }
+    /* Stopping now. A signal during the teardown (a second SIGTERM, a late SIGHUP) would find
+     * its default action once the loop's handlers are freed, and kill the process with it:
+     * it stays pending until the exit instead. */
+    sigset_t late;
+    sigemptyset(&late);
+    sigaddset(&late, SIGTERM);
+    sigaddset(&late, SIGINT);
+    sigaddset(&late, SIGHUP);
+    sigaddset(&late, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &late, NULL);
     if (!workers_exited(s))
         post_all(s, post_close, NULL); /* the primary's loop failed, or the drain timed out */
     join_workers(s);

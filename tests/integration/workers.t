@@ -260,5 +260,19 @@ else:
              f"workers: auto on {want} CPU(s) runs {want} event loop(s)", (st, n, p.output()))
         p.stop()
 
+# SIGTERM again and again while it stops: the teardown keeps them pending, exit 0 every time
+# (a signal that came once the loop's handlers were freed used to kill it: exit -15).
+codes = []
+for _ in range(6):
+    p = Proxy(L, settings=f"workers: {W}\n")
+    request(p.port, "GET", "/api/orders")
+    for _ in range(400):
+        p.send_signal(signal.SIGTERM)
+        if p.p.poll() is not None:
+            break
+        time.sleep(0.0005)
+    codes.append(p.stop())
+t.eq(codes, [0] * 6, "SIGTERMs arriving during the teardown: exit 0 every time")
+
 fsrv.shutdown()
 stop_all()
