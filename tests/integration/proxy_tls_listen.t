@@ -342,7 +342,8 @@ t.ok(rep is None, "no sanitizer report", (rep or "")[-3000:])
 
 
 def start_fails(cert, key, admin_same=False):
-    """A strangler run that must fail: returns (exit code, stderr, conf path, ports)."""
+    """A strangler run that must fail: returns (exit code, stderr, conf path, the log lines
+    that show it got as far as binding a port)."""
     d = tempfile.mkdtemp(prefix="sf-conf-")
     p, tp = free_port(), free_port()
     ap = p if admin_same else free_port()
@@ -353,16 +354,24 @@ def start_fails(cert, key, admin_same=False):
                 f"admin:\n  address: 127.0.0.1:{ap}\nlog: {{ level: info, access: off }}\n")
     with open(os.path.join(d, "routes.yaml"), "w") as f:
         f.write(f"legacy: http://127.0.0.1:{legacy.port}\n")
-    r = subprocess.run([STRANGLER, "run", "-c", conf], capture_output=True, text=True,
-                       timeout=20 * SLOW, stdin=subprocess.DEVNULL)
+    # The test holds every port while the proxy runs: a proxy that bound any before checking
+    # its certificates would fail on that bind ("cannot listen") instead of the error under
+    # test. (Probing the ports after the exit could not tell, and under prove -j2 another
+    # test's server may hold one of them by then.)
+    held = []
+    for port in sorted({p, tp, ap}):
+        ls = socket.socket()
+        ls.bind(("127.0.0.1", port))
+        ls.listen(1)
+        held.append(ls)
+    try:
+        r = subprocess.run([STRANGLER, "run", "-c", conf], capture_output=True, text=True,
+                           timeout=20 * SLOW, stdin=subprocess.DEVNULL)
+    finally:
+        for ls in held:
+            ls.close()
     check_sanitizer(["run", "-c", conf], r.stderr)
-    bound = []
-    for port in (p, tp, ap):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            bound.append(port)
-        except OSError:
-            pass
+    bound = [ln for ln in r.stderr.splitlines() if "cannot listen" in ln or "listening on" in ln]
     return r.returncode, r.stderr, conf, bound
 
 
