@@ -587,30 +587,16 @@ static int named_in_connection(const sf_http_header *h, size_t nh, sf_slice name
     } while (0)
 #define PUTLIT(w, lit) PUT(w, lit, sizeof(lit) - 1)
 
-/* v in decimal at w (no NUL); returns the end. snprintf costs ~800 instructions a call, and
- * every response head has a status and a length. */
-static char *put_dec(char *w, uint64_t v)
+/* v in base 10 or 16 (lower case) at w, no NUL; returns the end. snprintf costs ~800
+ * instructions a call, and every response head has a status and a length. */
+static char *put_uint(char *w, uint64_t v, unsigned base)
 {
+    static const char digits[] = "0123456789abcdef";
     char tmp[20];
     int n = 0;
     do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    while (n > 0)
-        *w++ = tmp[--n];
-    return w;
-}
-
-/* v in lower-case hex at w (no NUL); returns the end. */
-static char *put_hex(char *w, uint64_t v)
-{
-    static const char hex[] = "0123456789abcdef";
-    char tmp[16];
-    int n = 0;
-    do {
-        tmp[n++] = hex[v & 15];
-        v >>= 4;
+        tmp[n++] = digits[v % base];
+        v /= base;
     } while (v != 0);
     while (n > 0)
         *w++ = tmp[--n];
@@ -620,7 +606,7 @@ static char *put_hex(char *w, uint64_t v)
 static char *put_content_length(char *w, int64_t len)
 {
     PUTLIT(w, "Content-Length: ");
-    w = put_dec(w, (uint64_t)len);
+    w = put_uint(w, (uint64_t)len, 10);
     PUTLIT(w, "\r\n");
     return w;
 }
@@ -641,7 +627,7 @@ static size_t move_body(struct evbuffer *from, struct evbuffer *to, size_t n, in
 {
     size_t added = n;
     if (frame) {
-        char hdr[24], *e = put_hex(hdr, n);
+        char hdr[24], *e = put_uint(hdr, n, 16);
         PUTLIT(e, "\r\n");
         evbuffer_add(to, hdr, (size_t)(e - hdr));
         added += (size_t)(e - hdr) + 2;
@@ -1867,7 +1853,7 @@ static int relay_head(sf_client *c, const sf_http_response *resp, size_t head_le
         return -1;
     char *w = v.iov_base, *start = w;
     PUTLIT(w, "HTTP/1.1 ");
-    w = put_dec(w, (uint64_t)resp->status);
+    w = put_uint(w, (uint64_t)resp->status, 10);
     PUTLIT(w, " ");
     PUT(w, resp->reason.p, resp->reason.len);
     PUTLIT(w, "\r\n");
