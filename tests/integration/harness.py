@@ -5,6 +5,7 @@ Binaries come from $SF_BIN (default: <repo>/bin). Under a sanitized build ($SF_S
 a process that exits with a sanitizer report fails the test that started it."""
 
 import atexit
+import contextlib
 import http.client
 import json
 import os
@@ -189,6 +190,23 @@ class Proxy(Proc):
         super().__init__([os.path.join(BIN, "strangler"), "run", "-c", self.conf],
                          port=port if wait else None, env=env)
         self.port = port
+
+
+@contextlib.contextmanager
+def holding_ports(*ports):
+    """Listens on the given ports (without SO_REUSEPORT) for the duration: a program that binds
+    one of them meanwhile fails with "cannot listen"."""
+    held = []
+    try:
+        for port in sorted(set(ports)):
+            ls = socket.socket()
+            ls.bind(("127.0.0.1", port))
+            ls.listen(1)
+            held.append(ls)
+        yield
+    finally:
+        for ls in held:
+            ls.close()
 
 
 def connect(port, timeout=10.0):

@@ -53,11 +53,8 @@ conf = write_conf(f"listen:\n  - address: 127.0.0.1:{port}\n"
                   "colour: blue\n")
 # The test holds the port while the proxy runs: a proxy that bound it before reporting the
 # configuration's errors would fail on that bind instead ("cannot listen").
-held = socket.socket()
-held.bind(("127.0.0.1", port))
-held.listen(1)
-rc, out, err = run_cli("run", "-c", conf)
-held.close()
+with holding_ports(port):
+    rc, out, err = run_cli("run", "-c", conf)
 run_err = err
 t.eq(rc, 1, "strangler run with an invalid strangler.yaml exits 1")
 t.ok(f"{conf}:3:28: client_header must be a duration" in err,

@@ -358,18 +358,9 @@ def start_fails(cert, key, admin_same=False):
     # its certificates would fail on that bind ("cannot listen") instead of the error under
     # test. (Probing the ports after the exit could not tell, and under prove -j2 another
     # test's server may hold one of them by then.)
-    held = []
-    for port in sorted({p, tp, ap}):
-        ls = socket.socket()
-        ls.bind(("127.0.0.1", port))
-        ls.listen(1)
-        held.append(ls)
-    try:
+    with holding_ports(p, tp, ap):
         r = subprocess.run([STRANGLER, "run", "-c", conf], capture_output=True, text=True,
                            timeout=20 * SLOW, stdin=subprocess.DEVNULL)
-    finally:
-        for ls in held:
-            ls.close()
     check_sanitizer(["run", "-c", conf], r.stderr)
     bound = [ln for ln in r.stderr.splitlines() if "cannot listen" in ln or "listening on" in ln]
     return r.returncode, r.stderr, conf, bound
