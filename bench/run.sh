@@ -37,6 +37,20 @@
 # workloads are n/a for the other targets (their json-c50 row is the plain
 # proxying of the same document). The report gives strangler's CPU per request
 # with the shadow / without, primary p99, and the route's shadow counters.
+# Two more strangler-only workloads take that cost apart: json-shadow-bare-c50
+# shadows the same way through route json-shadow-bare, whose compare has
+# `body: none` (the function's answer is read and its status compared, its body
+# neither kept nor parsed): the cost of the extra exchange alone, so that the
+# JSON comparison's share is the difference. json-shadow-isofn-paced-c50 is the
+# paced shadowed workload with its function served by a second nginx (the same
+# documents) on the proxy's CPU at idle priority (chrt -i 0): it runs only when
+# that CPU has nothing else to do, so it never delays legacy, wrk or the proxy,
+# and the primary's latency shows what the proxy's shadowing does to it alone.
+# (Its proxy CPU per request is not comparable: the function's process shares
+# the proxy's CPU and caches.) With the function on the load CPU as in the other
+# workloads, its work competes with wrk and legacy for that CPU at the very
+# moments a primary is answered: on two cores that, not the proxy, is what
+# moves the primary's p99 there.
 #
 # workers: 1 against workers: auto: workers1-json-shadow-c50 /
 # workersauto-json-shadow-c50 (the shadowed JSON route, where the proxy and not
@@ -70,7 +84,8 @@
 #   BENCH_TARGETS   subset/order of: direct strangler nginx haproxy [all four]
 #   BENCH_WORKLOADS subset of: get100-c50 get100-c200 get64k-c50 get64k-c200
 #                   post1m-c50 post1m-c200 json-c50 json-shadow-c50
-#                   json-paced-c50 json-shadow-paced-c50
+#                   json-paced-c50 json-shadow-paced-c50 json-shadow-bare-c50
+#                   json-shadow-isofn-paced-c50
 #                   workers1-json-shadow-c50 workersauto-json-shadow-c50
 #                   workers1-get100-c50 workersauto-get100-c50 [all but post1m-c200]
 #   BENCH_WORKERS_AUTO  the workers setting of strangler-wauto [auto]
@@ -102,7 +117,7 @@ WARMUP=${BENCH_WARMUP:-1}
 ROUNDS=${BENCH_ROUNDS:-3}
 THREADS=${BENCH_THREADS:-1}
 DEFAULT_TARGETS="direct strangler nginx haproxy"
-DEFAULT_WORKLOADS="get100-c50 get100-c200 get64k-c50 get64k-c200 post1m-c50 json-c50 json-shadow-c50 json-paced-c50 json-shadow-paced-c50 workers1-json-shadow-c50 workersauto-json-shadow-c50 workers1-get100-c50 workersauto-get100-c50"
+DEFAULT_WORKLOADS="get100-c50 get100-c200 get64k-c50 get64k-c200 post1m-c50 json-c50 json-shadow-c50 json-paced-c50 json-shadow-paced-c50 json-shadow-bare-c50 json-shadow-isofn-paced-c50 workers1-json-shadow-c50 workersauto-json-shadow-c50 workers1-get100-c50 workersauto-get100-c50"
 TARGETS=${BENCH_TARGETS:-$DEFAULT_TARGETS}
 WORKLOADS=${BENCH_WORKLOADS:-$DEFAULT_WORKLOADS}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-5000}
@@ -153,6 +168,8 @@ def_wl json-c50 "GET JSON 1.7 KB, 50 conns" /json 50 0 "$JSON_BYTES"
 def_wl json-shadow-c50 "GET JSON 1.7 KB + shadow, 50 conns" /json-shadow 50 0 "$JSON_BYTES"
 def_wl json-paced-c50 "GET JSON 1.7 KB, 50 conns paced" /json 50 0 "$JSON_BYTES"
 def_wl json-shadow-paced-c50 "GET JSON 1.7 KB + shadow, 50 conns paced" /json-shadow 50 0 "$JSON_BYTES"
+def_wl json-shadow-bare-c50 "GET JSON 1.7 KB + shadow without body compare, 50 conns" /json-shadow-bare 50 0 "$JSON_BYTES"
+def_wl json-shadow-isofn-paced-c50 "GET JSON 1.7 KB + shadow to an idle-priority function, 50 conns paced" /json-shadow-iso 50 0 "$JSON_BYTES"
 # workers: 1 against workers: auto (BENCH_WORKERS_AUTO): two more strangler processes, the
 # targets strangler-w1 and strangler-wauto, NOT pinned (every CPU for the proxy, for wrk and,
 # during these runs, for the upstream): workers need cores, and on a machine of two, pinning
@@ -168,13 +185,23 @@ WORKERS_PAIRS=("workers1-json-shadow-c50 workersauto-json-shadow-c50" "workers1-
 # about 4,500 req/s in all, so that the shadowed route's primary latency is compared with the
 # proxy below saturation, not with its queue.
 PACE_MS=10
-declare -A WL_DELAY=([json-paced-c50]=$PACE_MS [json-shadow-paced-c50]=$PACE_MS)
+declare -A WL_DELAY=([json-paced-c50]=$PACE_MS [json-shadow-paced-c50]=$PACE_MS [json-shadow-isofn-paced-c50]=$PACE_MS)
 # The shadow route (its name in bench/routes.yaml.in), the workload pairs (shadowed,
 # baseline), and the targets that can run a workload (default: all).
 SHADOW_ROUTE=json-shadow
 SHADOW_PAIRS=("json-shadow-c50 json-c50" "json-shadow-paced-c50 json-paced-c50")
+# The workloads that take the cost apart (above): the bare exchange's CPU, and the primary's
+# latency with a function that never competes for a CPU; each against its baseline.
+BARE_PAIR="json-shadow-bare-c50 json-c50"
+ISOFN_PAIR="json-shadow-isofn-paced-c50 json-paced-c50"
+# Workloads through a shadowed route: the route (checked before measuring: one request, one
+# more match).
+declare -A WL_SHADOW_ROUTE=([json-shadow-c50]=$SHADOW_ROUTE [json-shadow-paced-c50]=$SHADOW_ROUTE
+	[json-shadow-bare-c50]=json-shadow-bare [json-shadow-isofn-paced-c50]=json-shadow-iso
+	[workers1-json-shadow-c50]=$SHADOW_ROUTE [workersauto-json-shadow-c50]=$SHADOW_ROUTE)
 # A workload runs on the targets of BENCH_TARGETS unless WL_ONLY names others.
 declare -A WL_ONLY=([json-shadow-c50]=strangler [json-paced-c50]=strangler [json-shadow-paced-c50]=strangler
+	[json-shadow-bare-c50]=strangler [json-shadow-isofn-paced-c50]=strangler
 	[workers1-json-shadow-c50]=strangler-w1 [workersauto-json-shadow-c50]=strangler-wauto
 	[workers1-get100-c50]=strangler-w1 [workersauto-get100-c50]=strangler-wauto)
 # Workloads run unpinned (the workers pair): every CPU for the proxy, wrk (with a thread per
@@ -184,11 +211,14 @@ declare -A WL_UNPINNED=([workers1-json-shadow-c50]=1 [workersauto-json-shadow-c5
 declare -A WL_NA=(
 	[json-shadow-c50]="only strangler shadows and compares (the ${WL_LABEL[json-c50]} row is this target's plain proxying of the same document)"
 	[json-shadow-paced-c50]="only strangler shadows and compares"
+	[json-shadow-bare-c50]="only strangler shadows"
+	[json-shadow-isofn-paced-c50]="only strangler shadows"
 	[json-paced-c50]="the baseline of strangler's paced shadow workload only"
 )
 # Workloads of one group alternate within each round, so that their ratios compare runs
 # seconds apart.
 declare -A WL_GROUP=([json-c50]=json [json-shadow-c50]=json [json-paced-c50]=json [json-shadow-paced-c50]=json
+	[json-shadow-bare-c50]=json [json-shadow-isofn-paced-c50]=json
 	[workers1-json-shadow-c50]=workers-json [workersauto-json-shadow-c50]=workers-json
 	[workers1-get100-c50]=workers-get100 [workersauto-get100-c50]=workers-get100)
 # Per workload: req/s strangler must reach against the better of nginx and HAProxy (issue 8),
@@ -366,8 +396,8 @@ spawn() {
 
 log_tail() { sed -n '1,200p' "$TMP/$1.log" 2>/dev/null | tail -n 15 | sed 's/^/    | /' >&2; }
 
-read -r UP_PORT STR_PORT STR_ADMIN NGX_PORT HAP_PORT W1_PORT W1_ADMIN WA_PORT WA_ADMIN <<<"$(free_ports 9)"
-[[ -n ${WA_ADMIN:-} ]] || die "could not find free ports on 127.0.0.1"
+read -r UP_PORT STR_PORT STR_ADMIN NGX_PORT HAP_PORT W1_PORT W1_ADMIN WA_PORT WA_ADMIN FN_PORT <<<"$(free_ports 10)"
+[[ -n ${FN_PORT:-} ]] || die "could not find free ports on 127.0.0.1"
 
 declare -A PORT=([direct]=$UP_PORT [strangler]=$STR_PORT [nginx]=$NGX_PORT [haproxy]=$HAP_PORT
 	[strangler-w1]=$W1_PORT [strangler-wauto]=$WA_PORT)
@@ -383,6 +413,8 @@ head -c 65536 /dev/zero | tr '\0' 'x' >"$UPD/www/64k"
 : >"$UPD/www/post" # must exist: see the /post location in nginx-upstream.conf.in
 cp "$JSON_DOC" "$UPD/www/json"
 cp "$JSON_DOC" "$UPD/www/json-shadow"
+cp "$JSON_DOC" "$UPD/www/json-shadow-bare"
+cp "$JSON_DOC" "$UPD/www/json-shadow-iso"
 cp "$JSON_ALT" "$UPD/www/json-alt"
 BODY100=$(printf 'strangler bench 100-byte body %070d' 0) # 30 + 70 = 100 bytes
 ((${#BODY100} == 100)) || die "internal: 100-byte body is ${#BODY100} bytes"
@@ -392,6 +424,29 @@ render "$BENCH_DIR/nginx-upstream.conf.in" "$UPD/nginx.conf" DIR="$UPD" PORT="$U
 spawn upstream "${PIN_LOAD[@]}" "$NGINX" -p "$UPD" -e "$UPD/error.log" -c "$UPD/nginx.conf" -g 'daemon off;'
 wait_ready "$SPAWNED" "$UP_PORT" || { log_tail upstream; die "upstream nginx did not start"; }
 say "upstream nginx on 127.0.0.1:$UP_PORT (pid $SPAWNED, CPU $CPU_LOAD)"
+
+# --- json-shadow-isofn-paced-c50's function: a second nginx with the same documents on the
+# proxy's CPU at idle priority (SCHED_IDLE), started only when that workload runs
+FN_PID= FN_SKIP=
+if [[ " $WORKLOADS " == *" json-shadow-isofn-paced-c50 "* && " $TARGETS " == *" strangler "* ]]; then
+	FND=$TMP/function
+	nginx_dirs "$FND"
+	cp "$JSON_ALT" "$FND/www/json-alt"
+	render "$BENCH_DIR/nginx-upstream.conf.in" "$FND/nginx.conf" DIR="$FND" PORT="$FN_PORT" BODY100="$BODY100"
+	if ! command -v chrt >/dev/null 2>&1; then
+		FN_SKIP="chrt not found (apt-get install util-linux)"
+	else
+		spawn function chrt -i 0 "${PIN_PROXY[@]}" "$NGINX" -p "$FND" -e "$FND/error.log" -c "$FND/nginx.conf" -g 'daemon off;'
+		if wait_ready "$SPAWNED" "$FN_PORT"; then
+			FN_PID=$SPAWNED
+			say "idle-priority function nginx on 127.0.0.1:$FN_PORT (pid $FN_PID, CPU $CPU_PROXY, chrt -i 0)"
+		else
+			log_tail function
+			FN_SKIP="the idle-priority function (nginx) did not start"
+		fi
+	fi
+	[[ -z $FN_SKIP ]] || say "json-shadow-isofn-paced-c50: $FN_SKIP; not measured"
+fi
 
 upstream_accepts() { # connections the upstream has accepted so far
 	curl -s --max-time 2 "http://127.0.0.1:$UP_PORT/_status" | awk 'NR == 3 { print $1 }'
@@ -427,7 +482,7 @@ start_target() { # TARGET: start it, set PID[TARGET]; on failure set SKIP[TARGET
 		mkdir -p "$d"
 		render "$BENCH_DIR/strangler.yaml.in" "$d/strangler.yaml" PORT="${PORT[$t]}" ADMIN_PORT="${ADMIN[$t]}" \
 			WORKERS="$workers"
-		render "$BENCH_DIR/routes.yaml.in" "$d/routes.yaml" UPSTREAM_PORT="$UP_PORT"
+		render "$BENCH_DIR/routes.yaml.in" "$d/routes.yaml" UPSTREAM_PORT="$UP_PORT" FUNCTION_PORT="$FN_PORT"
 		spawn "$t" taskset -c "$cpus" "$STRANGLER" run -c "$d/strangler.yaml"
 		;;
 	esac
@@ -508,26 +563,31 @@ check_pair() { # TARGET WORKLOAD
 		BAD["$t $w"]="n/a: ${WL_NA[$w]:-not run for this target}"
 		return
 	fi
+	if [[ $w == json-shadow-isofn-paced-c50 && -n $FN_SKIP ]]; then
+		BAD["$t $w"]="not measured: $FN_SKIP"
+		return
+	fi
 	url=http://127.0.0.1:${PORT[$t]}${WL_PATH[$w]}
 	((WL_BODY[$w] > 0)) && args=(-H 'Expect:' -H 'Content-Type: application/octet-stream' --data-binary "@$POSTBODY")
-	[[ ${WL_PATH[$w]} == /$SHADOW_ROUTE ]] && before=$(shadow_counters "$SHADOW_ROUTE" "$t")
+	local route=${WL_SHADOW_ROUTE[$w]:-}
+	[[ -n $route ]] && before=$(shadow_counters "$route" "$t")
 	got=$(curl -s -o /dev/null --max-time 10 -w '%{http_code} %{size_download}' "${args[@]}" "$url")
 	if [[ $got != "200 ${WL_EXPECT[$w]}" ]]; then
 		BAD["$t $w"]="check failed: expected '200 ${WL_EXPECT[$w]}' (status, body bytes), got '${got:-nothing}'"
 		say "$t / $w: ${BAD["$t $w"]}; not measured"
 		return
 	fi
-	[[ ${WL_PATH[$w]} == /$SHADOW_ROUTE ]] || return
+	[[ -n $route ]] || return
 	# The shadow is compared after the client has its answer: wait for the count.
 	for ((i = 0; i < 30; i++)); do
-		after=$(shadow_counters "$SHADOW_ROUTE" "$t")
+		after=$(shadow_counters "$route" "$t")
 		[[ $(counter match "$after") != "$(counter match "$before")" ||
 			$(counter mismatch "$after") != "$(counter mismatch "$before")" ||
 			$(counter error "$after") != "$(counter error "$before")" ]] && break
 		sleep 0.1
 	done
 	if [[ -z $after || $(counter match "$after") != $(($(counter match "$before") + 1)) ]]; then
-		BAD["$t $w"]="shadow check failed: one request should add 1 to route $SHADOW_ROUTE's shadow match count; counters before '${before:-unreadable}', after '${after:-unreadable}'"
+		BAD["$t $w"]="shadow check failed: one request should add 1 to route $route's shadow match count; counters before '${before:-unreadable}', after '${after:-unreadable}'"
 		say "$t / $w: ${BAD["$t $w"]}; not measured"
 	fi
 }
@@ -679,6 +739,8 @@ measure_run() {
 		peak_reset "$rss_pids"
 	fi
 	u0=$(proc_ticks "$UP_PID")
+	local f0=0 f1=0 # the idle-priority function on the proxy's CPU: not "other" for its workload
+	[[ -n $FN_PID && ${WL_SHADOW_ROUTE[$w]:-} == json-shadow-iso ]] && f0=$(proc_ticks "$FN_PID")
 	read -r lb0 lt0 <<<"$(cpu_jiffies "$CPU_LOAD")"
 	read -r pb0 pt0 <<<"$(cpu_jiffies "$CPU_PROXY")"
 	read -r ab0 at0 <<<"$(cpu_jiffies all)"
@@ -687,6 +749,7 @@ measure_run() {
 	read -r pb1 pt1 <<<"$(cpu_jiffies "$CPU_PROXY")"
 	read -r ab1 at1 <<<"$(cpu_jiffies all)"
 	u1=$(proc_ticks "$UP_PID")
+	[[ -n $FN_PID && ${WL_SHADOW_ROUTE[$w]:-} == json-shadow-iso ]] && f1=$(proc_ticks "$FN_PID")
 	if [[ -n $pid ]]; then
 		c1=$(proc_ticks "$pid")
 		peak=$(peak_read "$rss_pids")
@@ -736,7 +799,7 @@ measure_run() {
 	else
 		other_load=$(calc %.0f "$((lt1 - lt0)) > 0 ? ($((lb1 - lb0 - (u1 - u0))) - ${wrk_s:-0} * $CLK_TCK) * 100 / $((lt1 - lt0)) : 0")
 		if [[ -n $pid ]]; then
-			other_proxy=$(calc %.0f "$((pt1 - pt0)) > 0 ? $((pb1 - pb0 - (c1 - c0))) * 100 / $((pt1 - pt0)) : 0")
+			other_proxy=$(calc %.0f "$((pt1 - pt0)) > 0 ? $((pb1 - pb0 - (c1 - c0) - (f1 - f0))) * 100 / $((pt1 - pt0)) : 0")
 		fi
 	fi
 	((other_load < 0)) && other_load=0
@@ -797,7 +860,7 @@ done
 
 # The shadowed route's counters over the whole benchmark (check, warm-ups, runs).
 SHADOW_STATS="" shadow_ran=0
-for pair in "${SHADOW_PAIRS[@]}"; do
+for pair in "${SHADOW_PAIRS[@]}" "$BARE_PAIR" "$ISOFN_PAIR"; do
 	w=${pair%% *}
 	[[ " $WORKLOADS " == *" $w "* && " ${ACTIVE[*]} " == *" strangler "* && -z ${BAD["strangler $w"]:-} ]] &&
 		shadow_ran=1
@@ -901,6 +964,31 @@ ratio_wl() {
 			printf "%.2f %s\n", m, l
 		}' "$RAW"
 }
+# shadow_parts: the Shadow cost section's lines for the workloads that take the cost apart
+# (BARE_PAIR, ISOFN_PAIR), each against its baseline, when both ran.
+shadow_parts() {
+	local ws wb x per
+	read -r ws wb <<<"$BARE_PAIR"
+	if [[ " $WORKLOADS " == *" $ws "* && -n $(med "$ws" strangler 7) && -n $(med "$wb" strangler 7) ]]; then
+		read -r x per <<<"$(ratio_wl "$ws" "$wb" strangler 7)"
+		echo "- ${WL_LABEL[$ws]} (route json-shadow-bare, \`compare: { body: none }\`): the extra exchange" \
+			"alone costs ${x}x the CPU per request of the unshadowed route (proxy CPU $(fmt_num %.1f "$(med "$ws" strangler 7)")" \
+			"vs $(fmt_num %.1f "$(med "$wb" strangler 7)") µs/req, $(fmt_num %.0f "$(med "$ws" strangler 4)") req/s; per round: ${per:-none});" \
+			"the JSON comparison's share is the difference from the first line"
+	fi
+	read -r ws wb <<<"$ISOFN_PAIR"
+	if [[ " $WORKLOADS " == *" $ws "* && -n $(med "$ws" strangler 6) && -n $(med "$wb" strangler 6) ]]; then
+		echo "- ${WL_LABEL[$ws]} (route json-shadow-iso: its function a second nginx on CPU $CPU_PROXY at idle" \
+			"priority, which never takes a CPU from legacy, wrk or the proxy): primary p50 $(fmt_ms "$(med "$ws" strangler 5)")" \
+			"vs $(fmt_ms "$(med "$wb" strangler 5)"), p99 $(fmt_ms "$(med "$ws" strangler 6)") vs $(fmt_ms "$(med "$wb" strangler 6)")" \
+			"unshadowed at the same rate ($(fmt_num %.0f "$(med "$ws" strangler 4)") vs $(fmt_num %.0f "$(med "$wb" strangler 4)") req/s):" \
+			"what shadowing in the proxy does to the primary's latency (its CPU per request, $(fmt_num %.1f "$(med "$ws" strangler 7)") µs," \
+			"is not comparable: the function shares the proxy's CPU and caches)"
+	elif [[ " $WORKLOADS " == *" $ws "* && -n ${BAD["strangler $ws"]:-} ]]; then
+		echo "- ${WL_LABEL[$ws]}: ${BAD["strangler $ws"]}"
+	fi
+}
+
 # shadow_line COUNTERS (from shadow_counters) -> a sentence of them
 shadow_line() {
 	local c=$1 kv extra=()
@@ -1218,6 +1306,7 @@ wall=$((SECONDS - BENCH_START))
 				"at $(fmt_num %.0f "$(med "$ws" strangler 8)")% vs $(fmt_num %.0f "$(med "$wb" strangler 8)")% of its core," \
 				"$(fmt_num %.0f "$(med "$ws" strangler 4)") vs $(fmt_num %.0f "$(med "$wb" strangler 4)") req/s; per round: ${per:-none})"
 		done
+		shadow_parts
 		if [[ -n $SHADOW_STATS ]]; then
 			echo
 			echo "Route $SHADOW_ROUTE's shadow counters after all runs (check, warm-ups, measured runs): $(shadow_line "$SHADOW_STATS")"
