@@ -739,8 +739,10 @@ measure_run() {
 		peak_reset "$rss_pids"
 	fi
 	u0=$(proc_ticks "$UP_PID")
-	local f0=0 f1=0 # the idle-priority function on the proxy's CPU: not "other" for its workload
-	[[ -n $FN_PID && ${WL_SHADOW_ROUTE[$w]:-} == json-shadow-iso ]] && f0=$(proc_ticks "$FN_PID")
+	# the idle-priority function on the proxy's CPU: not "other" for its workload
+	local fn= f0=0 f1=0
+	[[ -n $FN_PID && ${WL_SHADOW_ROUTE[$w]:-} == json-shadow-iso ]] && fn=$FN_PID
+	[[ -n $fn ]] && f0=$(proc_ticks "$fn")
 	read -r lb0 lt0 <<<"$(cpu_jiffies "$CPU_LOAD")"
 	read -r pb0 pt0 <<<"$(cpu_jiffies "$CPU_PROXY")"
 	read -r ab0 at0 <<<"$(cpu_jiffies all)"
@@ -749,7 +751,7 @@ measure_run() {
 	read -r pb1 pt1 <<<"$(cpu_jiffies "$CPU_PROXY")"
 	read -r ab1 at1 <<<"$(cpu_jiffies all)"
 	u1=$(proc_ticks "$UP_PID")
-	[[ -n $FN_PID && ${WL_SHADOW_ROUTE[$w]:-} == json-shadow-iso ]] && f1=$(proc_ticks "$FN_PID")
+	[[ -n $fn ]] && f1=$(proc_ticks "$fn")
 	if [[ -n $pid ]]; then
 		c1=$(proc_ticks "$pid")
 		peak=$(peak_read "$rss_pids")
